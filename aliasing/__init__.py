@@ -1,0 +1,1 @@
+"""Aliases: address syntax, the alias codec and its keys."""

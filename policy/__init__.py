@@ -1,0 +1,1 @@
+"""Content policy: the marketplace's messaging rules as small rule objects."""

@@ -1,0 +1,1 @@
+"""Marketplace Relay: buyers and sellers write to each other through aliases."""

@@ -1,0 +1,285 @@
+"""The `relay` command line.
+
+    relay [--config PATH] COMMAND ...
+
+PATH defaults to `$RELAY_CONFIG`, then `./relay.toml`. Every command that
+prints data prints JSON (one object, or one object a line for lists). Bad
+input of any kind ends with exit status 2 (usage) or 1 (the request
+cannot be done) and one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from aliasing.addresses import AddressError, parse_address
+from aliasing.keys import KeyFileError
+from relay import config as config_mod
+from relay.app import initialize, open_existing, serve
+from relay.config import Config, ConfigError
+from storage import directory, messages
+from storage.db import DatabaseError
+from storage.directory import DirectoryError
+from storage.timeutil import to_naive_utc
+
+ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
+ASIN = re.compile(r"^[A-Z0-9]{10}$")
+SELLER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class UsageError(Exception):
+    """Bad input on the command line: exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage dump
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            raise UsageError("missing command (see 'relay --help')")
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if args.func is cmd_demo:
+            return cmd_demo(args, None) or 0
+        config = config_mod.load(args.config or config_mod.default_path())
+        return args.func(args, config) or 0
+    except UsageError as exc:
+        print(f"relay: error: {exc}", file=sys.stderr)
+        return 2
+    except (ConfigError, KeyFileError, DatabaseError, DirectoryError, AddressError) as exc:
+        print(f"relay: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="relay", description="Marketplace Relay: buyer-seller mail through aliases.")
+    p.add_argument("--config", type=Path, help="config file (default: $RELAY_CONFIG, then ./relay.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = p.add_subparsers(parser_class=Parser, metavar="COMMAND")
+
+    sub.add_parser("init", help="create or upgrade the database and key files").set_defaults(func=cmd_init)
+    sub.add_parser("serve", help="run the SMTP server and delivery worker").set_defaults(func=cmd_serve)
+    sub.add_parser("demo", help="show a buyer and a seller writing through the relay").set_defaults(func=cmd_demo)
+
+    seller = sub.add_parser("seller", help="manage sellers").add_subparsers(parser_class=Parser, metavar="ACTION")
+    s_add = seller.add_parser("add", help="add a seller")
+    s_add.add_argument("seller_id")
+    s_add.add_argument("--email", required=True)
+    s_add.add_argument("--name", required=True)
+    s_add.set_defaults(func=cmd_seller_add)
+    address = seller.add_parser("address", help="alternate sending addresses")
+    address.add_argument("action", choices=["add", "enable", "disable"])
+    address.add_argument("seller_id")
+    address.add_argument("address")
+    address.set_defaults(func=cmd_seller_address)
+
+    thread = sub.add_parser("thread", help="conversations").add_subparsers(parser_class=Parser, metavar="ACTION")
+    t_open = thread.add_parser("open", help="open (or find) the thread of an order")
+    t_open.add_argument("--seller", required=True)
+    t_open.add_argument("--buyer-email", required=True)
+    t_open.add_argument("--buyer-name", required=True)
+    t_open.add_argument("--order", required=True)
+    t_open.add_argument("--asin", action="append", default=[])
+    t_open.add_argument("--fulfillment", choices=["mfn", "fba"], default="mfn")
+    t_open.set_defaults(func=cmd_thread_open)
+
+    message = sub.add_parser("message", help="the message log").add_subparsers(parser_class=Parser, metavar="ACTION")
+    m_list = message.add_parser("list", help="list conversation messages, newest first")
+    m_list.add_argument("--order")
+    m_list.add_argument("--asin")
+    m_list.add_argument("--email")
+    m_list.add_argument("--since")
+    m_list.add_argument("--until")
+    m_list.add_argument("--reply-status", choices=["needs-reply", "replied", "no-response-needed"])
+    m_list.add_argument("--with-attachments", action="store_true")
+    m_list.set_defaults(func=cmd_message_list)
+    m_mark = message.add_parser("mark-no-response", help="mark a message as needing no response")
+    m_mark.add_argument("message_id")
+    m_mark.set_defaults(func=cmd_mark_no_response)
+
+    metrics = sub.add_parser("metrics", help="performance figures").add_subparsers(parser_class=Parser, metavar="FIGURE")
+    rt = metrics.add_parser("response-time", help="share of buyer messages answered within 24 hours")
+    rt.add_argument("--seller", required=True)
+    rt.add_argument("--days", type=_positive_int, default=90)
+    rt.set_defaults(func=cmd_response_time)
+    return p
+
+
+# --- validation -----------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _seller_id(text: str) -> str:
+    if not SELLER_ID.match(text):
+        raise UsageError(f"invalid seller id {text[:40]!r}: letters, digits, '.', '_' and '-', at most 64")
+    return text
+
+
+def _name(text: str, what: str) -> str:
+    if any(not c.isprintable() for c in text):
+        raise UsageError(f"{what} must be one line of printable text")
+    text = text.strip()
+    if not text or len(text) > 200:
+        raise UsageError(f"{what} must be 1 to 200 characters")
+    return text
+
+
+def _address(text: str, what: str):
+    try:
+        return parse_address(text)
+    except AddressError as exc:
+        raise UsageError(f"{what}: {exc}") from None
+
+
+def _order_id(text: str) -> str:
+    if not ORDER_ID.match(text):
+        raise UsageError(f"invalid order id {text[:40]!r}: expected the form 123-1234567-1234567")
+    return text
+
+
+def _asin(text: str) -> str:
+    if not ASIN.match(text):
+        raise UsageError(f"invalid ASIN {text[:40]!r}: expected 10 capital letters or digits")
+    return text
+
+
+def _date(text: str, end_of_day: bool) -> datetime:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = datetime.fromisoformat(text)
+            return day + timedelta(days=1, microseconds=-1) if end_of_day else day
+        return to_naive_utc(datetime.fromisoformat(text))
+    except ValueError:
+        raise UsageError(f"invalid date {text[:40]!r}: expected YYYY-MM-DD or an ISO 8601 timestamp") from None
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, ensure_ascii=False))
+
+
+# --- commands -------------------------------------------------------------
+
+def cmd_init(args, config: Config) -> int:
+    initialize(config).close()
+    print(f"relay: initialized ({config.storage.url.split(':', 1)[0]} database, "
+          f"keys in {config.aliases.key_file.parent})")
+    return 0
+
+
+def cmd_serve(args, config: Config) -> int:
+    if not args.verbose:
+        logging.getLogger().setLevel(logging.INFO)
+    asyncio.run(serve(config))
+    return 0
+
+
+def cmd_demo(args, _config) -> int:
+    from relay.demo import run_demo
+    return asyncio.run(run_demo())
+
+
+def _with_db(config: Config, fn):
+    db, keyring = open_existing(config)
+    try:
+        return db.write_sync(lambda conn: fn(conn, keyring))
+    finally:
+        db.close()
+
+
+def cmd_seller_add(args, config: Config) -> int:
+    seller_id = _seller_id(args.seller_id)
+    email = _address(args.email, "--email")
+    name = _name(args.name, "--name")
+    _with_db(config, lambda c, _k: directory.add_seller(c, seller_id, email, name))
+    _print_json({"seller_id": seller_id, "email": str(email), "name": name})
+    return 0
+
+
+def cmd_seller_address(args, config: Config) -> int:
+    seller_id = _seller_id(args.seller_id)
+    email = _address(args.address, "address")
+    if args.action == "add":
+        _with_db(config, lambda c, _k: directory.add_address(c, seller_id, email))
+    else:
+        enabled = args.action == "enable"
+        _with_db(config, lambda c, _k: directory.set_address_enabled(c, seller_id, email, enabled))
+    _print_json({"seller_id": seller_id, "address": str(email),
+                 "enabled": args.action != "disable"})
+    return 0
+
+
+def cmd_thread_open(args, config: Config) -> int:
+    seller_id = _seller_id(args.seller)
+    buyer = _address(args.buyer_email, "--buyer-email")
+    buyer_name = _name(args.buyer_name, "--buyer-name")
+    order_id = _order_id(args.order)
+    asins = [_asin(a) for a in args.asin]
+    info = _with_db(config, lambda c, k: directory.open_thread(
+        c, k, seller_id=seller_id, buyer_email=buyer, buyer_name=buyer_name, order_id=order_id,
+        asins=asins, fulfillment=args.fulfillment))
+    domain = config.aliases.domain
+    _print_json({"thread_id": info.id, "order_id": info.order_id,
+                 "buyer_alias": f"{info.buyer_alias}@{domain}",
+                 "seller_alias": f"{info.seller_alias}@{domain}"})
+    return 0
+
+
+def cmd_message_list(args, config: Config) -> int:
+    email_key = alias = None
+    if args.email:
+        address = _address(args.email, "--email")
+        email_key = address.key
+        if address.domain == config.aliases.domain:
+            alias = address.local.lower()
+    f = messages.ListFilter(
+        order_id=_order_id(args.order) if args.order else None,
+        asin=_asin(args.asin) if args.asin else None,
+        email_key=email_key, alias=alias,
+        since=_date(args.since, end_of_day=False) if args.since else None,
+        until=_date(args.until, end_of_day=True) if args.until else None,
+        reply_status=args.reply_status, with_attachments=args.with_attachments)
+    for row in _with_db(config, lambda c, _k: messages.list_messages(c, f)):
+        _print_json(row)
+    return 0
+
+
+def cmd_mark_no_response(args, config: Config) -> int:
+    if not args.message_id.isdigit():
+        raise UsageError(f"invalid message id {args.message_id[:40]!r}: expected a number")
+    message_id = int(args.message_id)
+    if not _with_db(config, lambda c, _k: messages.mark_no_response(c, message_id)):
+        raise DirectoryError(f"no conversation message with id {message_id}")
+    _print_json({"id": message_id, "no_response_needed": True})
+    return 0
+
+
+def cmd_response_time(args, config: Config) -> int:
+    seller_id = _seller_id(args.seller)
+
+    def figure(conn, _k):
+        directory.require_seller(conn, seller_id)
+        return messages.response_time(conn, seller_id, args.days)
+    _print_json(_with_db(config, figure))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,297 @@
+"""Configuration: `relay.toml` read once into frozen dataclasses.
+
+`load(path)` reads the file, checks every key and returns a `Config`. Any
+problem (missing file, bad TOML, unknown section or key, a value of the
+wrong type) raises `ConfigError` with one line that names the key, so the
+command line can print it and exit without a traceback.
+
+Relative paths inside the file (key files, a SQLite database) are relative
+to the folder that holds the config file, not to the working directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aliasing.addresses import AddressError, parse_address
+
+# 10 MiB of attachments grows by 4/3 in base64, plus line breaks and headers.
+DEFAULT_MAX_MESSAGE_BYTES = 15 * 1024 * 1024
+
+
+class ConfigError(Exception):
+    """The config cannot be used; the message says which key and why."""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = "127.0.0.1"
+    port: int = 2525
+    hostname: str = "relay.marketplace.example"
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_recipients: int = 20
+    timeout: float = 300.0
+    shutdown_grace: float = 30.0
+
+
+@dataclass(frozen=True)
+class AliasConfig:
+    domain: str = "marketplace.example"
+    key_file: Path = Path("var/alias.keys")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    url: str = "sqlite:///var/relay.db"
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    mode: str = "mx"
+    smarthost: tuple[str, int] | None = None
+    mx_port: int = 25
+    retry_schedule: tuple[float, ...] = (60, 300, 900, 1800, 3600, 7200, 14400)
+    max_age: float = 5 * 24 * 3600
+    concurrency: int = 20
+    timeout: float = 60.0
+    lease_seconds: float = 300.0
+    poll_interval: float = 5.0
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    nameservers: tuple[tuple[str, int], ...] = ()
+    timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class MarketplaceConfig:
+    name: str = "Marketplace"
+    notices_from: str = "no-reply@marketplace.example"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    aliases: AliasConfig = field(default_factory=AliasConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    dns: DnsConfig = field(default_factory=DnsConfig)
+    marketplace: MarketplaceConfig = field(default_factory=MarketplaceConfig)
+
+
+def default_path() -> Path:
+    """`$RELAY_CONFIG`, else `./relay.toml`."""
+    return Path(os.environ.get("RELAY_CONFIG") or "relay.toml")
+
+
+def load(path: Path | str) -> Config:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return from_dict(data, path)
+
+
+def from_dict(data: dict[str, Any], path: Path) -> Config:
+    """Build a Config from parsed TOML; `path` anchors relative paths."""
+    path = path.resolve()
+    base = path.parent
+    sections = {"smtp", "aliases", "storage", "delivery", "dns", "marketplace",
+                "policy", "auth", "dkim", "limits"}
+    for name in data:
+        if name not in sections:
+            raise ConfigError(f"{path.name}: unknown section [{name}]")
+    r = _Reader(data, path.name)
+    smtp = SmtpConfig(
+        host=r.str("smtp", "host", SmtpConfig.host),
+        port=r.port("smtp", "port", SmtpConfig.port),
+        hostname=r.str("smtp", "hostname", SmtpConfig.hostname),
+        max_message_bytes=r.int("smtp", "max_message_bytes", SmtpConfig.max_message_bytes, minimum=1024),
+        max_recipients=r.int("smtp", "max_recipients", SmtpConfig.max_recipients, minimum=1),
+        timeout=r.number("smtp", "timeout", SmtpConfig.timeout),
+        shutdown_grace=r.number("smtp", "shutdown_grace", SmtpConfig.shutdown_grace),
+    )
+    aliases = AliasConfig(
+        domain=r.domain("aliases", "domain", AliasConfig.domain),
+        key_file=_resolve(base, r.str("aliases", "key_file", str(AliasConfig.key_file))),
+    )
+    storage = StorageConfig(url=_storage_url(base, r.str("storage", "url", StorageConfig.url)))
+    delivery = _delivery(r)
+    dns = DnsConfig(
+        nameservers=tuple(_hostport(f"[dns] nameservers entry {v!r}", v, 53)
+                          for v in r.str_list("dns", "nameservers", [])),
+        timeout=r.number("dns", "timeout", DnsConfig.timeout),
+    )
+    marketplace = MarketplaceConfig(
+        name=r.header_text("marketplace", "name", MarketplaceConfig.name),
+        notices_from=r.address("marketplace", "notices_from", MarketplaceConfig.notices_from),
+    )
+    r.check_unknown(known={
+        "smtp": {"host", "port", "hostname", "max_message_bytes", "max_recipients",
+                 "timeout", "shutdown_grace", "tls_cert", "tls_key", "require_tls"},
+        "aliases": {"domain", "key_file"},
+        "storage": {"url", "encryption_key_file"},
+        "delivery": {"mode", "smarthost", "mx_port", "retry_schedule", "max_age",
+                     "concurrency", "timeout", "lease_seconds", "poll_interval",
+                     "require_tls_domains"},
+        "dns": {"nameservers", "timeout"},
+        "marketplace": {"name", "notices_from"},
+    })
+    return Config(path=path, smtp=smtp, aliases=aliases, storage=storage,
+                  delivery=delivery, dns=dns, marketplace=marketplace)
+
+
+def _delivery(r: _Reader) -> DeliveryConfig:
+    mode = r.str("delivery", "mode", DeliveryConfig.mode)
+    if mode not in ("mx", "smarthost"):
+        raise ConfigError(f'[delivery] mode must be "mx" or "smarthost", not {mode!r}')
+    smarthost_text = r.str("delivery", "smarthost", "")
+    smarthost = _hostport("[delivery] smarthost", smarthost_text, 25) if smarthost_text else None
+    if mode == "smarthost" and smarthost is None:
+        raise ConfigError('[delivery] mode = "smarthost" needs smarthost = "host:port"')
+    schedule = r.number_list("delivery", "retry_schedule", list(DeliveryConfig.retry_schedule))
+    if not schedule or any(s <= 0 for s in schedule):
+        raise ConfigError("[delivery] retry_schedule must be a non-empty list of positive seconds")
+    return DeliveryConfig(
+        mode=mode,
+        smarthost=smarthost,
+        mx_port=r.port("delivery", "mx_port", DeliveryConfig.mx_port),
+        retry_schedule=tuple(schedule),
+        max_age=r.number("delivery", "max_age", DeliveryConfig.max_age),
+        concurrency=r.int("delivery", "concurrency", DeliveryConfig.concurrency, minimum=1),
+        timeout=r.number("delivery", "timeout", DeliveryConfig.timeout),
+        lease_seconds=r.number("delivery", "lease_seconds", DeliveryConfig.lease_seconds),
+        poll_interval=r.number("delivery", "poll_interval", DeliveryConfig.poll_interval),
+    )
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _storage_url(base: Path, url: str) -> str:
+    """Anchor a relative SQLite file at the config's folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        rest = url[len(prefix):]
+        if rest and rest != ":memory:":
+            return prefix + str(base / rest)
+    return url
+
+
+def _hostport(what: str, value: str, default_port: int) -> tuple[str, int]:
+    text = value.strip()
+    host, port = text, default_port
+    if text.startswith("["):  # [::1]:53
+        end = text.find("]")
+        if end < 0:
+            raise ConfigError(f"{what}: unclosed '[' in {value!r}")
+        host, rest = text[1:end], text[end + 1:]
+        if rest:
+            if not rest.startswith(":"):
+                raise ConfigError(f"{what}: expected host:port, got {value!r}")
+            port = _port_number(what, rest[1:])
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        port = _port_number(what, port_text)
+    if not host:
+        raise ConfigError(f"{what}: missing host in {value!r}")
+    return host, port
+
+
+def _port_number(what: str, text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"{what}: port must be 1-65535, got {text!r}")
+    return int(text)
+
+
+class _Reader:
+    """Typed access to the TOML tree, with errors that name the key."""
+
+    def __init__(self, data: dict[str, Any], filename: str):
+        self.data = data
+        self.filename = filename
+
+    def _get(self, section: str, key: str, default: Any) -> Any:
+        sec = self.data.get(section, {})
+        if not isinstance(sec, dict):
+            raise ConfigError(f"{self.filename}: [{section}] must be a table")
+        return sec.get(key, default)
+
+    def check_unknown(self, known: dict[str, set[str]]) -> None:
+        for section, keys in known.items():
+            sec = self.data.get(section, {})
+            for key in sec:
+                if key not in keys:
+                    raise ConfigError(f"{self.filename}: unknown key [{section}] {key}")
+
+    def str(self, section: str, key: str, default: str) -> str:
+        v = self._get(section, key, default)
+        if not isinstance(v, str):
+            raise ConfigError(f"[{section}] {key} must be a string")
+        return v
+
+    def header_text(self, section: str, key: str, default: str) -> str:
+        v = self.str(section, key, default)
+        if any(c in v for c in "\r\n\0") or not v.strip():
+            raise ConfigError(f"[{section}] {key} must be one non-empty line")
+        return v.strip()
+
+    def int(self, section: str, key: str, default: int, minimum: int = 0) -> int:
+        v = self._get(section, key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise ConfigError(f"[{section}] {key} must be a whole number >= {minimum}")
+        return v
+
+    def port(self, section: str, key: str, default: int) -> int:
+        v = self._get(section, key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 65536:
+            raise ConfigError(f"[{section}] {key} must be a port number 0-65535")
+        return v
+
+    def number(self, section: str, key: str, default: float) -> float:
+        v = self._get(section, key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise ConfigError(f"[{section}] {key} must be a positive number of seconds")
+        return float(v)
+
+    def number_list(self, section: str, key: str, default: list[float]) -> list[float]:
+        v = self._get(section, key, default)
+        if not isinstance(v, list) or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in v):
+            raise ConfigError(f"[{section}] {key} must be a list of numbers")
+        return [float(x) for x in v]
+
+    def str_list(self, section: str, key: str, default: list[str]) -> list[str]:
+        v = self._get(section, key, default)
+        if not isinstance(v, list) or any(not isinstance(x, str) for x in v):
+            raise ConfigError(f"[{section}] {key} must be a list of strings")
+        return v
+
+    def domain(self, section: str, key: str, default: str) -> str:
+        v = self.str(section, key, default).strip().lower()
+        try:
+            parse_address(f"postmaster@{v}")
+        except AddressError:
+            raise ConfigError(f"[{section}] {key} is not a valid domain: {v!r}") from None
+        return v
+
+    def address(self, section: str, key: str, default: str) -> str:
+        v = self.str(section, key, default)
+        try:
+            return str(parse_address(v))
+        except AddressError as exc:
+            raise ConfigError(f"[{section}] {key}: {exc}") from None

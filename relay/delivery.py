@@ -1,0 +1,203 @@
+"""Delivery: from the queue to the recipient's mail server.
+
+`SmtpTransport.send` tries each hop the router gives and returns one
+outcome per recipient: `Delivered`, `Temporary` or `Permanent`. A 5xx
+reply is permanent; a 4xx, a refused connection, a timeout or any error we
+did not foresee is temporary (retrying is safe, losing mail is not).
+
+`DeliveryWorker.run` claims due entries with a lease, sends up to
+`concurrency` at a time, and records each outcome in one transaction:
+temporary failures are retried on `retry_schedule`; a permanent failure,
+or a message older than `max_age`, bounces, and the original sender gets a
+DSN in the same transaction. Mail with a null envelope sender (the relay's
+own notices and DSNs) never causes a DSN. The worker wakes when the intake
+queues something and otherwise sleeps until the next entry is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+
+import aiosmtplib
+
+from aliasing.addresses import parse_address
+from relay.notices import Sender, dsn, header_block
+from relay.retry import next_attempt
+from relay.routing import RouteError, Router
+from storage import queue as q
+from storage.db import Database
+from storage.messages import NewDelivery, NewMessage, log_message
+from storage.models import Message
+from storage.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    reply: str
+
+
+@dataclass(frozen=True)
+class Temporary:
+    error: str
+
+
+@dataclass(frozen=True)
+class Permanent:
+    error: str
+    status: str = "5.0.0"
+
+
+Outcome = Delivered | Temporary | Permanent
+
+
+class SmtpTransport:
+    def __init__(self, router: Router, local_hostname: str, timeout: float):
+        self.router = router
+        self.local_hostname = local_hostname
+        self.timeout = timeout
+
+    async def send(self, envelope_from: str, recipient: str, data: bytes) -> Outcome:
+        try:
+            hops = await self.router.route(parse_address(recipient).domain)
+        except RouteError as exc:
+            return Permanent(str(exc), exc.status) if exc.permanent else Temporary(str(exc))
+        last: Outcome = Temporary("no mail server reachable")
+        for hop in hops:
+            last = await self._send_to(hop.host, hop.port, envelope_from, recipient, data)
+            if not isinstance(last, Temporary):
+                return last
+        return last
+
+    async def _send_to(self, host: str, port: int, envelope_from: str, recipient: str,
+                       data: bytes) -> Outcome:
+        client = aiosmtplib.SMTP(hostname=host, port=port, local_hostname=self.local_hostname,
+                                 timeout=self.timeout, start_tls=None, validate_certs=False)
+        try:
+            await client.connect()
+            errors, response = await client.sendmail(envelope_from, [recipient], data)
+            if errors:
+                code, text = next(iter(errors.values()))
+                return _by_code(code, text)
+            return Delivered(response)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            return _by_code(refused.code, refused.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            return _by_code(exc.code, exc.message)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            return Temporary(f"{exc.__class__.__name__}: {exc}")
+        finally:
+            client.close()
+
+
+def _by_code(code: int, text: str) -> Outcome:
+    detail = f"{code} {text}"
+    if 500 <= code < 600:
+        status = text.split()[0] if text and text[0] == "5" and "." in text.split()[0] else "5.0.0"
+        return Permanent(detail, status)
+    return Temporary(detail)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    retry_schedule: tuple[float, ...]
+    max_age: float
+    concurrency: int
+    lease_seconds: float
+    poll_interval: float
+
+
+class DeliveryWorker:
+    def __init__(self, db: Database, transport: SmtpTransport, settings: WorkerSettings, sender: Sender):
+        self.db = db
+        self.transport = transport
+        self.settings = settings
+        self.sender = sender
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._inflight: set[asyncio.Task] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        lease = timedelta(seconds=self.settings.lease_seconds)
+        while not self._stopping:
+            free = self.settings.concurrency - len(self._inflight)
+            if free <= 0:
+                await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            self._wake.clear()  # before claiming, so a wake-up during the claim is not lost
+            claimed = await self.db.write(lambda c: q.claim(c, self.owner, lease, free))
+            for entry in claimed:
+                task = asyncio.create_task(self._deliver(entry))
+                self._inflight.add(task)
+                task.add_done_callback(self._done)
+            if len(claimed) < free:
+                await self._sleep()
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task failed", exc_info=task.exception())
+
+    async def _sleep(self) -> None:
+        timeout = self.settings.poll_interval
+        due = await self.db.read(q.next_due)
+        if due is not None:
+            timeout = max(0.0, min(timeout, (due - utcnow()).total_seconds()))
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=self.settings.lease_seconds)
+        await self.db.write(lambda c: q.release(c, self.owner))
+
+    async def _deliver(self, entry: q.Claimed) -> None:
+        outcome = await self.transport.send(entry.envelope_from, entry.recipient, entry.data)
+        if isinstance(outcome, Delivered):
+            await self.db.write(lambda c: q.finish(c, entry.id, self.owner, "delivered"))
+            log.info("queue %d: delivered (message %d)", entry.id, entry.message_id)
+            return
+        if isinstance(outcome, Temporary):
+            when = next_attempt(self.settings.retry_schedule, self.settings.max_age,
+                                entry.created_at, utcnow(), entry.attempts)
+            if when is not None:
+                await self.db.write(lambda c: q.finish(c, entry.id, self.owner, "deferred",
+                                                       outcome.error, when))
+                log.info("queue %d: deferred until %s: %s", entry.id, when.isoformat(), outcome.error)
+                return
+            outcome = Permanent(f"gave up after {entry.attempts} attempts: {outcome.error}", "4.4.7")
+        await self.db.write(lambda c: self._bounce(c, entry, outcome))
+        self.wake()  # a DSN may have been queued
+        log.info("queue %d: bounced: %s", entry.id, outcome.error)
+
+    def _bounce(self, conn, entry: q.Claimed, outcome: Permanent) -> None:
+        if not q.finish(conn, entry.id, self.owner, "bounced", outcome.error):
+            return
+        if not entry.envelope_from or entry.kind != "conversation":
+            return  # never bounce a bounce or a notice
+        original = conn.execute(Message.__table__.select().where(
+            Message.__table__.c.id == entry.message_id)).first()
+        data = dsn(self.sender, to=original.mail_from, recipient_alias=entry.recipient_alias or "",
+                   status=outcome.status, diagnostic=outcome.error,
+                   original_headers=header_block(original.original),
+                   arrival=original.received_at.strftime("%a, %d %b %Y %H:%M:%S +0000"),
+                   scrub={entry.recipient.lower(): entry.recipient_alias or ""})
+        log_message(conn, NewMessage(kind="dsn", thread_id=entry.thread_id, mail_from="",
+                                     rcpt_to=[original.mail_from], original=data, delivered=data,
+                                     status="queued", subject="delivery status notification",
+                                     deliveries=[NewDelivery("", original.mail_from)]))

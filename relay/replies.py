@@ -1,0 +1,55 @@
+"""Every SMTP reply the relay gives, named by its code.
+
+`R550_UNKNOWN_ALIAS` is a 550 with enhanced status 5.1.1, and so on: a test
+checks that each name matches its code. The text is what the client sees:
+short and plain, naming no rule, no real address and no internal detail
+(those go to the log).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    status: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.status} {self.text}"
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+    def with_text(self, text: str) -> Reply:
+        """The same code and status with a more specific reason."""
+        return Reply(self.code, self.status, text)
+
+
+R250_OK = Reply(250, "2.0.0", "OK")
+R250_SENDER_OK = Reply(250, "2.1.0", "Sender OK")
+R250_RECIPIENT_OK = Reply(250, "2.1.5", "Recipient OK")
+R250_QUEUED = Reply(250, "2.0.0", "Message accepted for delivery")
+
+R421_SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")
+R451_TEMPORARY = Reply(451, "4.3.0", "Temporary local problem, try again later")
+R452_ONE_CONVERSATION = Reply(452, "4.5.3", "One conversation per message: send to this alias in a separate message")
+R452_TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
+
+R550_RELAY_DENIED = Reply(550, "5.7.1", "Relaying denied: this server only accepts mail for its aliases")
+R550_UNKNOWN_ALIAS = Reply(550, "5.1.1", "No such alias here")
+R550_NOT_PARTICIPANT = Reply(550, "5.7.1", "The sender is not part of this conversation")
+R550_NULL_SENDER = Reply(550, "5.7.1", "Bounces and other null-sender mail are not accepted for aliases")
+R550_BAD_FROM = Reply(550, "5.7.1", "The From header must name exactly one sender address")
+R550_POLICY = Reply(550, "5.7.1", "Message refused by the marketplace's messaging rules")
+R552_TOO_BIG = Reply(552, "5.3.4", "Message too big for this relay")
+R553_BAD_ADDRESS = Reply(553, "5.1.3", "Malformed address")
+R554_LOOP = Reply(554, "5.4.6", "Mail loop detected: too many Received headers")
+R554_UNPARSEABLE = Reply(554, "5.6.0", "Message could not be parsed")

@@ -1,0 +1,139 @@
+"""The SMTP layer: aiosmtpd on the app's own event loop, translating only.
+
+`Handler` turns RCPT and DATA into calls on the `Intake` and the returned
+`Reply` into the line the client sees. It decides nothing itself. What it
+adds to aiosmtpd:
+
+- the PIPELINING keyword in the EHLO answer (aiosmtpd reads pipelined
+  commands already) next to SIZE, 8BITMIME and SMTPUTF8;
+- over-size mail answered `552 5.3.4` (aiosmtpd's own text has no
+  enhanced status code), both at `MAIL ... SIZE=` and after DATA;
+- an exception in a hook answered 451 with no detail (aiosmtpd would
+  otherwise send the exception text to the client), logged in full here;
+- a graceful stop: the listener closes, idle sessions are closed, and
+  sessions inside a transaction get `shutdown_grace` seconds to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from aliasing.addresses import try_parse
+from relay import replies
+from relay.intake import Intake, Transaction
+
+log = logging.getLogger(__name__)
+
+_ENVELOPE_TXN = "relay_txn"
+
+
+class Handler:
+    def __init__(self, intake: Intake):
+        self.intake = intake
+
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+                          responses: list[str]) -> list[str]:
+        session.host_name = hostname
+        return responses[:-1] + ["250-PIPELINING", responses[-1]]
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          mail_options: list[str]) -> str:
+        if address not in ("", "<>") and try_parse(address) is None:
+            return str(replies.R553_BAD_ADDRESS)
+        envelope.mail_from = "" if address == "<>" else address
+        envelope.mail_options.extend(mail_options)
+        setattr(envelope, _ENVELOPE_TXN, Transaction())
+        return str(replies.R250_SENDER_OK)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
+        txn = getattr(envelope, _ENVELOPE_TXN)
+        reply = await self.intake.check_recipient(txn, envelope.mail_from, address)
+        if reply.accepted:
+            envelope.rcpt_tos.append(address)
+        return str(reply)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        txn = getattr(envelope, _ENVELOPE_TXN)
+        server.busy = True
+        try:
+            reply = await self.intake.accept(txn, envelope.mail_from, envelope.original_content)
+        finally:
+            server.busy = False
+        return str(reply)
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.error("SMTP session error", exc_info=error)
+        return str(replies.R451_TEMPORARY)
+
+
+class RelaySMTP(SMTP):
+    """aiosmtpd's SMTP with enhanced size codes and session tracking."""
+
+    def __init__(self, handler: Handler, sessions: set, **kwargs):
+        super().__init__(handler, **kwargs)
+        self._sessions = sessions
+        self.busy = False
+
+    def connection_made(self, transport) -> None:
+        self._sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error) -> None:
+        self._sessions.discard(self)
+        super().connection_lost(error)
+
+    async def push(self, status) -> None:
+        if isinstance(status, str) and status.startswith("552 Error:"):
+            status = str(replies.R552_TOO_BIG)
+        await super().push(status)
+
+    def close_idle(self) -> None:
+        in_transaction = self.envelope is not None and self.envelope.mail_from is not None
+        if not (self.busy or in_transaction) and self.transport is not None:
+            self.transport.close()
+
+
+class SmtpServer:
+    def __init__(self, handler: Handler, *, host: str, port: int, hostname: str,
+                 max_message_bytes: int, timeout: float, shutdown_grace: float):
+        self.handler = handler
+        self.host, self.port = host, port
+        self.hostname = hostname
+        self.max_message_bytes = max_message_bytes
+        self.timeout = timeout
+        self.shutdown_grace = shutdown_grace
+        self.sessions: set[RelaySMTP] = set()
+        self._server: asyncio.Server | None = None
+
+    def _protocol(self) -> RelaySMTP:
+        return RelaySMTP(self.handler, self.sessions, data_size_limit=self.max_message_bytes,
+                         enable_SMTPUTF8=True, hostname=self.hostname, ident="Marketplace Relay",
+                         timeout=self.timeout, loop=asyncio.get_running_loop())
+
+    async def start(self) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, host=self.host, port=self.port,
+                                                reuse_address=True)
+        sockname = self._server.sockets[0].getsockname()
+        self.port = sockname[1]
+        log.info("SMTP listening on %s:%d", sockname[0], sockname[1])
+        return sockname[0], sockname[1]
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_grace
+        while self.sessions and loop.time() < deadline:
+            for session in list(self.sessions):
+                session.close_idle()
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions):
+            if session.transport is not None:
+                session.transport.close()
+        self._server = None

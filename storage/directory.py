@@ -1,0 +1,139 @@
+"""Sellers, their sending addresses, and conversation threads.
+
+Every function takes an open SQLAlchemy `Connection` and runs inside the
+caller's transaction. Lookups that the SMTP layer needs per recipient
+(`load_thread`) return a frozen `ThreadInfo` carrying everything the
+intake checks: who may write as each party and which real addresses to
+scrub.
+
+Errors the command line reports (unknown seller, an order that belongs to
+another seller) are `DirectoryError`s with a one-line message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from aliasing.addresses import Address
+from aliasing.codec import KeyRing, Party
+from storage.models import Seller, SellerAddress, Thread, ThreadAsin
+from storage.timeutil import utcnow
+
+sellers = Seller.__table__
+addresses = SellerAddress.__table__
+threads = Thread.__table__
+thread_asins = ThreadAsin.__table__
+
+
+class DirectoryError(Exception):
+    """A request the directory cannot satisfy; the text is for the user."""
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    id: int
+    order_id: str
+    seller_id: str
+    seller_name: str
+    seller_email: str
+    buyer_name: str
+    buyer_email: str
+    fulfillment: str
+    buyer_alias: str
+    seller_alias: str
+    seller_senders: frozenset[str]  # keys of addresses allowed to write as the seller
+    seller_addresses: frozenset[str]  # keys of every seller address, for scrubbing
+    created_at: datetime
+
+    def senders_for(self, party_written_to: Party) -> frozenset[str]:
+        """Who may write to the alias of `party_written_to`."""
+        if party_written_to is Party.BUYER:
+            return self.seller_senders
+        return frozenset({self.buyer_email.lower()})
+
+
+def add_seller(conn: Connection, seller_id: str, email: Address, name: str) -> None:
+    if conn.execute(select(sellers.c.id).where(sellers.c.id == seller_id)).first():
+        raise DirectoryError(f"seller {seller_id} already exists")
+    conn.execute(insert(sellers).values(id=seller_id, name=name, email=str(email),
+                                        email_key=email.key, created_at=utcnow()))
+
+
+def require_seller(conn: Connection, seller_id: str):
+    row = conn.execute(select(sellers).where(sellers.c.id == seller_id)).first()
+    if row is None:
+        raise DirectoryError(f"unknown seller {seller_id}")
+    return row
+
+
+def add_address(conn: Connection, seller_id: str, email: Address) -> None:
+    seller = require_seller(conn, seller_id)
+    if seller.email_key == email.key:
+        raise DirectoryError(f"{email} is already the primary address of seller {seller_id}")
+    existing = conn.execute(select(addresses.c.id).where(
+        addresses.c.seller_id == seller_id, addresses.c.email_key == email.key)).first()
+    if existing:
+        raise DirectoryError(f"seller {seller_id} already has the address {email}")
+    conn.execute(insert(addresses).values(seller_id=seller_id, email=str(email), email_key=email.key,
+                                          enabled=True, created_at=utcnow()))
+
+
+def set_address_enabled(conn: Connection, seller_id: str, email: Address, enabled: bool) -> None:
+    require_seller(conn, seller_id)
+    result = conn.execute(update(addresses).where(
+        addresses.c.seller_id == seller_id, addresses.c.email_key == email.key).values(enabled=enabled))
+    if result.rowcount == 0:
+        raise DirectoryError(f"seller {seller_id} has no alternate address {email}")
+
+
+def open_thread(conn: Connection, keyring: KeyRing, *, seller_id: str, buyer_email: Address,
+                buyer_name: str, order_id: str, asins: list[str], fulfillment: str) -> ThreadInfo:
+    """The thread of `order_id`, created with its two aliases if new."""
+    require_seller(conn, seller_id)
+    row = conn.execute(select(threads).where(threads.c.order_id == order_id)).first()
+    if row is not None:
+        if row.seller_id != seller_id:
+            raise DirectoryError(f"order {order_id} belongs to another seller")
+        if row.buyer_email_key != buyer_email.key:
+            raise DirectoryError(f"order {order_id} is already open with another buyer address")
+        thread_id = row.id
+    else:
+        thread_id = conn.execute(insert(threads).values(
+            seller_id=seller_id, order_id=order_id, buyer_email=str(buyer_email),
+            buyer_email_key=buyer_email.key, buyer_name=buyer_name, fulfillment=fulfillment,
+            created_at=utcnow())).inserted_primary_key[0]
+        conn.execute(update(threads).where(threads.c.id == thread_id).values(
+            buyer_alias=keyring.encode(thread_id, Party.BUYER),
+            seller_alias=keyring.encode(thread_id, Party.SELLER),
+            alias_key_id=keyring.current.key_id))
+    known = set(conn.execute(select(thread_asins.c.asin).where(thread_asins.c.thread_id == thread_id)).scalars())
+    for asin in dict.fromkeys(asins):
+        if asin not in known:
+            conn.execute(insert(thread_asins).values(thread_id=thread_id, asin=asin))
+    info = load_thread(conn, thread_id)
+    assert info is not None
+    return info
+
+
+def load_thread(conn: Connection, thread_id: int) -> ThreadInfo | None:
+    row = conn.execute(
+        select(threads, sellers.c.name.label("seller_name"), sellers.c.email.label("seller_email"),
+               sellers.c.email_key.label("seller_email_key"))
+        .join(sellers, sellers.c.id == threads.c.seller_id)
+        .where(threads.c.id == thread_id)).first()
+    if row is None or row.buyer_alias is None:
+        return None
+    alternates = conn.execute(select(addresses.c.email_key, addresses.c.enabled)
+                              .where(addresses.c.seller_id == row.seller_id)).all()
+    senders = {row.seller_email_key} | {a.email_key for a in alternates if a.enabled}
+    every = {row.seller_email_key} | {a.email_key for a in alternates}
+    return ThreadInfo(
+        id=row.id, order_id=row.order_id, seller_id=row.seller_id, seller_name=row.seller_name,
+        seller_email=row.seller_email, buyer_name=row.buyer_name, buyer_email=row.buyer_email,
+        fulfillment=row.fulfillment, buyer_alias=row.buyer_alias, seller_alias=row.seller_alias,
+        seller_senders=frozenset(senders), seller_addresses=frozenset(every),
+        created_at=row.created_at)

@@ -1,0 +1,141 @@
+"""The delivery queue: claim with a lease, record one outcome per entry.
+
+`claim` moves due entries (`queued`, or `deferred` whose time has come) and
+entries whose lease has expired (a worker died holding them) to `active`,
+leased to one owner until `lease_until`. The selection uses `FOR UPDATE
+SKIP LOCKED` where the database has it (PostgreSQL), so several relay
+processes can share one queue; SQLite serialises writers anyway. An entry
+whose lease has expired `MAX_LEASE_EXPIRIES` times is `parked`: something
+about it crashes the worker, and retrying it forever would only repeat the
+crash.
+
+`finish` records an outcome (`delivered`, `deferred` with the next attempt
+time, or `bounced`) and recomputes the message's status from all of its
+entries, adding a status event when it changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from storage.models import Message, MessageEvent, QueueEntry
+from storage.timeutil import utcnow
+
+queue = QueueEntry.__table__
+messages = Message.__table__
+events = MessageEvent.__table__
+
+MAX_LEASE_EXPIRIES = 5
+OPEN_STATES = ("queued", "deferred", "active")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    message_id: int
+    envelope_from: str
+    recipient: str
+    recipient_alias: str | None
+    attempts: int
+    created_at: datetime
+    kind: str
+    mail_from: str
+    thread_id: int | None
+    data: bytes
+
+
+def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Claimed]:
+    now = utcnow()
+    due = or_(
+        (queue.c.state.in_(("queued", "deferred"))) & (queue.c.next_attempt_at <= now),
+        (queue.c.state == "active") & (queue.c.lease_until < now),
+    )
+    rows = conn.execute(select(queue.c.id, queue.c.state).where(due)
+                        .order_by(queue.c.next_attempt_at).limit(limit)
+                        .with_for_update(skip_locked=True)).all()
+    if not rows:
+        return []
+    expired = [r.id for r in rows if r.state == "active"]
+    to_park: list[int] = []
+    if expired:
+        conn.execute(update(queue).where(queue.c.id.in_(expired))
+                     .values(lease_expiries=queue.c.lease_expiries + 1))
+        to_park = conn.execute(select(queue.c.id).where(
+            queue.c.id.in_(expired), queue.c.lease_expiries >= MAX_LEASE_EXPIRIES)).scalars().all()
+        if to_park:
+            conn.execute(update(queue).where(queue.c.id.in_(to_park)).values(
+                state="parked", lease_owner=None, lease_until=None, updated_at=now,
+                last_error="parked: the lease expired too often (the worker crashed on it)"))
+    ids = [r.id for r in rows if r.id not in to_park]
+    if not ids:
+        return []
+    conn.execute(update(queue).where(queue.c.id.in_(ids)).values(
+        state="active", lease_owner=owner, lease_until=now + lease,
+        attempts=queue.c.attempts + 1, updated_at=now))
+    m = messages
+    result = conn.execute(
+        select(queue.c.id, queue.c.message_id, queue.c.envelope_from, queue.c.recipient,
+               queue.c.recipient_alias, queue.c.attempts, queue.c.created_at, m.c.kind,
+               m.c.mail_from, m.c.thread_id, m.c.delivered)
+        .join(m, m.c.id == queue.c.message_id).where(queue.c.id.in_(ids)))
+    return [Claimed(id=r.id, message_id=r.message_id, envelope_from=r.envelope_from,
+                    recipient=r.recipient, recipient_alias=r.recipient_alias, attempts=r.attempts,
+                    created_at=r.created_at, kind=r.kind, mail_from=r.mail_from,
+                    thread_id=r.thread_id, data=r.delivered) for r in result]
+
+
+def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str | None = None,
+           next_attempt_at: datetime | None = None) -> bool:
+    """Record an outcome; False if the lease was lost to another worker."""
+    assert state in ("delivered", "deferred", "bounced")
+    now = utcnow()
+    values = dict(state=state, lease_owner=None, lease_until=None, updated_at=now, last_error=error)
+    if next_attempt_at is not None:
+        values["next_attempt_at"] = next_attempt_at
+    result = conn.execute(update(queue).where(
+        queue.c.id == entry_id, queue.c.lease_owner == owner, queue.c.state == "active").values(**values))
+    if result.rowcount == 0:
+        return False
+    message_id = conn.execute(select(queue.c.message_id).where(queue.c.id == entry_id)).scalar_one()
+    _update_message_status(conn, message_id, error)
+    return True
+
+
+def _update_message_status(conn: Connection, message_id: int, detail: str | None) -> None:
+    states = set(conn.execute(select(queue.c.state).where(queue.c.message_id == message_id)).scalars())
+    if "deferred" in states:
+        status = "deferred"
+    elif states & {"queued", "active"}:
+        status = "queued"
+    elif "bounced" in states or "parked" in states:
+        status = "bounced"
+    else:
+        status = "delivered"
+    current = conn.execute(select(messages.c.status).where(messages.c.id == message_id)).scalar_one()
+    if current == status and status != "deferred":
+        return
+    now = utcnow()
+    conn.execute(update(messages).where(messages.c.id == message_id).values(status=status, updated_at=now))
+    conn.execute(insert(events).values(message_id=message_id, status=status, detail=detail, at=now))
+
+
+def release(conn: Connection, owner: str) -> int:
+    """Give back every lease of `owner` (clean shutdown): due again at once."""
+    result = conn.execute(update(queue).where(queue.c.lease_owner == owner, queue.c.state == "active")
+                          .values(state="queued", lease_owner=None, lease_until=None,
+                                  attempts=queue.c.attempts - 1, updated_at=utcnow()))
+    return result.rowcount
+
+
+def next_due(conn: Connection) -> datetime | None:
+    """When the earliest waiting entry becomes due (for the worker's sleep)."""
+    return conn.execute(select(queue.c.next_attempt_at).where(queue.c.state.in_(("queued", "deferred")))
+                        .order_by(queue.c.next_attempt_at).limit(1)).scalar()
+
+
+def counts(conn: Connection) -> dict[str, int]:
+    return dict(conn.execute(select(queue.c.state, func.count()).group_by(queue.c.state)).all())

@@ -1,0 +1,210 @@
+"""Fixtures: the relay, a mailbox sink and a DNS responder, all real, on loopback.
+
+Every fixture here is a factory or a running thing in the test's own event
+loop: `sink` is an aiosmtpd server that stores what it receives (and can
+be told to answer 4xx or 5xx), `relay_factory` writes a `relay.toml` into
+the test's folder, builds the real `App` on an ephemeral port with a real
+SQLite file, and `dns_server` answers from records the test sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import json
+import textwrap
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+from aiosmtpd.smtp import SMTP as AioSMTP
+
+from relay import config as config_mod
+from relay.app import App
+from relay.cli import main as cli_main
+from tests.dnsresponder import DnsResponder
+
+ALIAS_DOMAIN = "marketplace.example"
+SELLER_EMAIL = "owner@sellershop.example"
+BUYER_EMAIL = "jane.buyer@buyermail.example"
+ORDER_ID = "112-1234567-1234567"
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> email.message.EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)
+
+
+@dataclass
+class SinkHandler:
+    """A mailbox: stores messages, or answers with queued failure replies."""
+
+    messages: list[Received] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # replies to give before accepting
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.failures:
+            return self.failures.pop(0)
+        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                      envelope.original_content))
+        self.arrived.set()
+        return "250 2.0.0 stored"
+
+    async def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        async def enough():
+            while len(self.messages) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        await asyncio.wait_for(enough(), timeout)
+        return self.messages
+
+    def to(self, address: str) -> list[Received]:
+        return [m for m in self.messages if address in m.rcpt_tos]
+
+
+@dataclass
+class Sink:
+    handler: SinkHandler
+    server: asyncio.Server
+    port: int
+
+    async def close(self):
+        self.server.close()
+
+
+async def start_sink(port: int = 0) -> Sink:
+    handler = SinkHandler()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: AioSMTP(handler, hostname="sink.test", enable_SMTPUTF8=True, data_size_limit=None,
+                        loop=loop), "127.0.0.1", port)
+    return Sink(handler, server, server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture
+async def sink():
+    s = await start_sink()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def dns_server():
+    responder = DnsResponder()
+    await responder.start()
+    yield responder
+    responder.stop()
+
+
+def write_config(folder: Path, *, smarthost_port: int | None = None, dns_port: int | None = None,
+                 mx_port: int = 25, extra: str = "", retry: str = "[1, 1, 2]", max_age: float = 60) -> Path:
+    delivery = (f'mode = "smarthost"\nsmarthost = "127.0.0.1:{smarthost_port}"'
+                if smarthost_port else f'mode = "mx"\nmx_port = {mx_port}')
+    dns = f'nameservers = ["127.0.0.1:{dns_port}"]' if dns_port else "nameservers = []"
+    text = textwrap.dedent(f"""\
+        [smtp]
+        host = "127.0.0.1"
+        port = 0
+        hostname = "relay.test"
+        shutdown_grace = 5
+
+        [aliases]
+        domain = "{ALIAS_DOMAIN}"
+        key_file = "keys/alias.keys"
+
+        [storage]
+        url = "sqlite:///data/relay.db"
+
+        [dns]
+        {dns}
+
+        [marketplace]
+        name = "Marketplace"
+        notices_from = "no-reply@{ALIAS_DOMAIN}"
+        """)
+    text += f"\n[delivery]\n{delivery}\nretry_schedule = {retry}\nmax_age = {max_age}\npoll_interval = 0.5\n"
+    text += extra
+    path = folder / "relay.toml"
+    path.write_text(text)
+    return path
+
+
+def run_cli(config_path: Path, *args: str) -> tuple[int, str]:
+    out = StringIO()
+    with redirect_stdout(out):
+        code = cli_main(["--config", str(config_path), *args])
+    return code, out.getvalue()
+
+
+@dataclass
+class Conversation:
+    """A seller and a buyer with an open thread."""
+
+    config_path: Path
+    thread_id: int
+    buyer_alias: str
+    seller_alias: str
+    order_id: str = ORDER_ID
+    seller_email: str = SELLER_EMAIL
+    buyer_email: str = BUYER_EMAIL
+
+
+def open_conversation(config_path: Path, *, seller_id: str = "S1", order_id: str = ORDER_ID,
+                      seller_email: str = SELLER_EMAIL, buyer_email: str = BUYER_EMAIL) -> Conversation:
+    code, _ = run_cli(config_path, "seller", "add", seller_id, "--email", seller_email, "--name", "Shop One")
+    assert code in (0, 1)  # 1: the seller exists already
+    code, out = run_cli(config_path, "thread", "open", "--seller", seller_id, "--buyer-email", buyer_email,
+                        "--buyer-name", "Jane Buyer", "--order", order_id, "--asin", "B000TEST01")
+    assert code == 0, out
+    t = json.loads(out)
+    return Conversation(config_path, t["thread_id"], t["buyer_alias"], t["seller_alias"], order_id,
+                        seller_email, buyer_email)
+
+
+@pytest.fixture
+async def relay_factory(tmp_path):
+    apps: list[App] = []
+
+    async def make(**kwargs) -> App:
+        folder = kwargs.pop("folder", tmp_path)
+        path = write_config(folder, **kwargs)
+        app = App.build(config_mod.load(path))
+        await app.start()
+        app.config_path = path
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        await app.stop()
+
+
+def compose(*, sender: str, to: str, subject: str = "Question about my order", body: str = "Hello,\nwhere is my parcel?\n",
+            headers: dict[str, str] | None = None) -> bytes:
+    msg = email.message.EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = email.utils.make_msgid(domain=sender.split("@")[-1].rstrip(">"))
+    msg["Date"] = email.utils.formatdate()
+    for k, v in (headers or {}).items():
+        msg[k] = v
+    msg.set_content(body)
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+async def send(port: int, mail_from: str, rcpts: list[str], data: bytes):
+    """Send through real SMTP; returns (errors, response) or raises aiosmtplib errors."""
+    return await aiosmtplib.send(data, sender=mail_from, recipients=rcpts, hostname="127.0.0.1",
+                                 port=port, start_tls=False, timeout=30)
