@@ -2,13 +2,15 @@
 
 `ensure_key_file(path)` creates the file with a fresh 256-bit key, mode
 0600, if it is missing (never overwriting); `load_key_ring(path)` reads it
-back into a `KeyRing`. A missing, malformed or world-readable file raises
-`KeyFileError` with a one-line reason.
+back into a `KeyRing`; `add_key(path)` appends a new key (rotation). A
+missing, malformed or group/world-readable file, or one that cannot be
+created, raises `KeyFileError` with a one-line reason.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -22,11 +24,16 @@ class KeyFileError(Exception):
 
 def ensure_key_file(path: Path) -> bool:
     """Create `path` with one new key unless it exists. True if created."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KeyFileError(f"cannot create the folder of key file {path}: {exc.strerror}") from None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return False
+        return False  # load_key_ring judges what is there
+    except OSError as exc:
+        raise KeyFileError(f"cannot create key file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "w") as fh:
         fh.write("# alias keys, oldest first; the last line encodes new aliases\n")
         fh.write(_key_line("k1"))
@@ -36,11 +43,13 @@ def ensure_key_file(path: Path) -> bool:
 
 
 def add_key(path: Path) -> str:
-    """Append a new key (rotation); returns its id."""
+    """Append a new key (rotation); returns its id, one past the highest `k<n>`."""
     ring = load_key_ring(path)
-    new_id = f"k{len(ring.keys) + 1}"
+    numbers = [int(k.key_id[1:]) for k in ring.keys if re.fullmatch(r"k\d+", k.key_id)]
+    new_id = f"k{max(numbers, default=0) + 1}"  # not len(): the oldest keys may have been removed
+    ends_open = not path.read_bytes().endswith(b"\n")
     with open(path, "a") as fh:
-        fh.write(_key_line(new_id))
+        fh.write(("\n" if ends_open else "") + _key_line(new_id))
         fh.flush()
         os.fsync(fh.fileno())
     return new_id
@@ -68,6 +77,8 @@ def load_key_ring(path: Path) -> KeyRing:
             keys.append(Key(parts[0], bytes.fromhex(parts[1])))
         except ValueError:
             raise KeyFileError(f"key file {path} line {n}: key is not hex") from None
+        if parts[0] in (k.key_id for k in keys[:-1]):
+            raise KeyFileError(f"key file {path} line {n}: key id {parts[0]} is used twice")
     if not keys:
         raise KeyFileError(f"key file {path} holds no key")
     return KeyRing(keys)

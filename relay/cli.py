@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from aliasing.addresses import AddressError, parse_address
-from aliasing.keys import KeyFileError
+from aliasing.keys import KeyFileError, load_key_ring
 from relay import config as config_mod
 from relay.app import initialize, open_existing, serve
 from relay.config import Config, ConfigError
@@ -32,6 +32,7 @@ from storage.timeutil import to_naive_utc
 ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
 ASIN = re.compile(r"^[A-Z0-9]{10}$")
 SELLER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_DAYS = 36500
 
 
 class UsageError(Exception):
@@ -114,7 +115,7 @@ def build_parser() -> Parser:
     metrics = sub.add_parser("metrics", help="performance figures").add_subparsers(parser_class=Parser, metavar="FIGURE")
     rt = metrics.add_parser("response-time", help="share of buyer messages answered within 24 hours")
     rt.add_argument("--seller", required=True)
-    rt.add_argument("--days", type=_positive_int, default=90)
+    rt.add_argument("--days", type=_days, default=90)
     rt.set_defaults(func=cmd_response_time)
     return p
 
@@ -125,6 +126,13 @@ def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return int(text)
+
+
+def _days(text: str) -> int:
+    days = _positive_int(text)
+    if days > MAX_DAYS:  # further back than datetime reaches
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_DAYS} days, got {text!r}")
+    return days
 
 
 def _seller_id(text: str) -> str:
@@ -149,6 +157,15 @@ def _address(text: str, what: str):
         raise UsageError(f"{what}: {exc}") from None
 
 
+def _real_address(text: str, what: str, config: Config):
+    """A participant's own address: never one of the relay's aliases (mail would loop)."""
+    address = _address(text, what)
+    if address.domain == config.aliases.domain:
+        raise UsageError(f"{what}: {address} is in the alias domain {config.aliases.domain}; "
+                         "give the real address")
+    return address
+
+
 def _order_id(text: str) -> str:
     if not ORDER_ID.match(text):
         raise UsageError(f"invalid order id {text[:40]!r}: expected the form 123-1234567-1234567")
@@ -167,7 +184,7 @@ def _date(text: str, end_of_day: bool) -> datetime:
             day = datetime.fromisoformat(text)
             return day + timedelta(days=1, microseconds=-1) if end_of_day else day
         return to_naive_utc(datetime.fromisoformat(text))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: an offset that leaves year 1..9999
         raise UsageError(f"invalid date {text[:40]!r}: expected YYYY-MM-DD or an ISO 8601 timestamp") from None
 
 
@@ -179,6 +196,7 @@ def _print_json(value) -> None:
 
 def cmd_init(args, config: Config) -> int:
     initialize(config).close()
+    load_key_ring(config.aliases.key_file)  # an existing file may be unreadable or too open
     print(f"relay: initialized ({config.storage.url.split(':', 1)[0]} database, "
           f"keys in {config.aliases.key_file.parent})")
     return 0
@@ -206,7 +224,7 @@ def _with_db(config: Config, fn):
 
 def cmd_seller_add(args, config: Config) -> int:
     seller_id = _seller_id(args.seller_id)
-    email = _address(args.email, "--email")
+    email = _real_address(args.email, "--email", config)
     name = _name(args.name, "--name")
     _with_db(config, lambda c, _k: directory.add_seller(c, seller_id, email, name))
     _print_json({"seller_id": seller_id, "email": str(email), "name": name})
@@ -215,7 +233,7 @@ def cmd_seller_add(args, config: Config) -> int:
 
 def cmd_seller_address(args, config: Config) -> int:
     seller_id = _seller_id(args.seller_id)
-    email = _address(args.address, "address")
+    email = _real_address(args.address, "address", config)
     if args.action == "add":
         _with_db(config, lambda c, _k: directory.add_address(c, seller_id, email))
     else:
@@ -228,7 +246,7 @@ def cmd_seller_address(args, config: Config) -> int:
 
 def cmd_thread_open(args, config: Config) -> int:
     seller_id = _seller_id(args.seller)
-    buyer = _address(args.buyer_email, "--buyer-email")
+    buyer = _real_address(args.buyer_email, "--buyer-email", config)
     buyer_name = _name(args.buyer_name, "--buyer-name")
     order_id = _order_id(args.order)
     asins = [_asin(a) for a in args.asin]

@@ -11,13 +11,18 @@ to the folder that holds the config file, not to the working directory.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aliasing.addresses import AddressError, parse_address
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 # 10 MiB of attachments grows by 4/3 in base64, plus line breaks and headers.
 DEFAULT_MAX_MESSAGE_BYTES = 15 * 1024 * 1024
@@ -118,7 +123,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     smtp = SmtpConfig(
         host=r.str("smtp", "host", SmtpConfig.host),
         port=r.port("smtp", "port", SmtpConfig.port),
-        hostname=r.str("smtp", "hostname", SmtpConfig.hostname),
+        hostname=r.hostname("smtp", "hostname", SmtpConfig.hostname),
         max_message_bytes=r.int("smtp", "max_message_bytes", SmtpConfig.max_message_bytes, minimum=1024),
         max_recipients=r.int("smtp", "max_recipients", SmtpConfig.max_recipients, minimum=1),
         timeout=r.number("smtp", "timeout", SmtpConfig.timeout),
@@ -131,7 +136,8 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     storage = StorageConfig(url=_storage_url(base, r.str("storage", "url", StorageConfig.url)))
     delivery = _delivery(r)
     dns = DnsConfig(
-        nameservers=tuple(_hostport(f"[dns] nameservers entry {v!r}", v, 53)
+        # The resolver's own address cannot be looked up: an IP address is needed.
+        nameservers=tuple(_hostport(f"[dns] nameservers entry {v!r}", v, 53, ip_only=True)
                           for v in r.str_list("dns", "nameservers", [])),
         timeout=r.number("dns", "timeout", DnsConfig.timeout),
     )
@@ -163,12 +169,12 @@ def _delivery(r: _Reader) -> DeliveryConfig:
     if mode == "smarthost" and smarthost is None:
         raise ConfigError('[delivery] mode = "smarthost" needs smarthost = "host:port"')
     schedule = r.number_list("delivery", "retry_schedule", list(DeliveryConfig.retry_schedule))
-    if not schedule or any(s <= 0 for s in schedule):
+    if not schedule or any(not (0 < s < math.inf) for s in schedule):
         raise ConfigError("[delivery] retry_schedule must be a non-empty list of positive seconds")
     return DeliveryConfig(
         mode=mode,
         smarthost=smarthost,
-        mx_port=r.port("delivery", "mx_port", DeliveryConfig.mx_port),
+        mx_port=r.port("delivery", "mx_port", DeliveryConfig.mx_port, minimum=1),
         retry_schedule=tuple(schedule),
         max_age=r.number("delivery", "max_age", DeliveryConfig.max_age),
         concurrency=r.int("delivery", "concurrency", DeliveryConfig.concurrency, minimum=1),
@@ -193,7 +199,8 @@ def _storage_url(base: Path, url: str) -> str:
     return url
 
 
-def _hostport(what: str, value: str, default_port: int) -> tuple[str, int]:
+def _hostport(what: str, value: str, default_port: int, ip_only: bool = False) -> tuple[str, int]:
+    """`host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address."""
     text = value.strip()
     host, port = text, default_port
     if text.startswith("["):  # [::1]:53
@@ -210,6 +217,13 @@ def _hostport(what: str, value: str, default_port: int) -> tuple[str, int]:
         port = _port_number(what, port_text)
     if not host:
         raise ConfigError(f"{what}: missing host in {value!r}")
+    if ip_only or ":" in host:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ConfigError(f"{what}: {host!r} is not an IP address") from None
+    elif not _HOSTNAME.match(host):
+        raise ConfigError(f"{what}: {host!r} is not a host name")
     return host, port
 
 
@@ -257,15 +271,22 @@ class _Reader:
             raise ConfigError(f"[{section}] {key} must be a whole number >= {minimum}")
         return v
 
-    def port(self, section: str, key: str, default: int) -> int:
+    def port(self, section: str, key: str, default: int, minimum: int = 0) -> int:
+        """`minimum` 0 allows "any free port" (where the relay listens)."""
         v = self._get(section, key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 65536:
-            raise ConfigError(f"[{section}] {key} must be a port number 0-65535")
+        if isinstance(v, bool) or not isinstance(v, int) or not minimum <= v < 65536:
+            raise ConfigError(f"[{section}] {key} must be a port number {minimum}-65535")
+        return v
+
+    def hostname(self, section: str, key: str, default: str) -> str:
+        v = self.str(section, key, default)
+        if not _HOSTNAME.match(v):
+            raise ConfigError(f"[{section}] {key} must be a host name (letters, digits, '.', '-')")
         return v
 
     def number(self, section: str, key: str, default: float) -> float:
         v = self._get(section, key, default)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
             raise ConfigError(f"[{section}] {key} must be a positive number of seconds")
         return float(v)
 

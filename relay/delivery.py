@@ -10,7 +10,8 @@ did not foresee is temporary (retrying is safe, losing mail is not).
 temporary failures are retried on `retry_schedule`; a permanent failure,
 or a message older than `max_age`, bounces, and the original sender gets a
 DSN in the same transaction. Mail with a null envelope sender (the relay's
-own notices and DSNs) never causes a DSN. The worker wakes when the intake
+own notices and DSNs) never causes a DSN. On start, the worker takes back
+at once the entries that a crashed process of this host had leased. The worker wakes when the intake
 queues something and otherwise sleeps until the next entry is due.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
@@ -105,6 +107,35 @@ def _by_code(code: int, text: str) -> Outcome:
     return Temporary(detail)
 
 
+def lease_owner_name() -> str:
+    """`host:pid:token`, short enough for the column; the token tells incarnations apart."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_is_dead(owner: str, me: str) -> bool:
+    """True only when `owner` surely no longer runs: a process of this host that is gone.
+
+    Another host's workers cannot be checked from here; their leases run out.
+    An owner with our own process id but another token held its leases
+    before this process started with a recycled pid (PID 1 in a restarted
+    container), since one process runs one worker.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text, _, _token = rest.partition(":")
+    if host != socket.gethostname()[:40] or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner != me
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists but is not ours to signal
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class WorkerSettings:
     retry_schedule: tuple[float, ...]
@@ -120,7 +151,7 @@ class DeliveryWorker:
         self.transport = transport
         self.settings = settings
         self.sender = sender
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.owner = lease_owner_name()
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task] = set()
@@ -129,6 +160,7 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        await self._recover_dead_owners()
         lease = timedelta(seconds=self.settings.lease_seconds)
         while not self._stopping:
             free = self.settings.concurrency - len(self._inflight)
@@ -143,6 +175,14 @@ class DeliveryWorker:
                 task.add_done_callback(self._done)
             if len(claimed) < free:
                 await self._sleep()
+
+    async def _recover_dead_owners(self) -> None:
+        """Release at once what a crashed process on this host held, not after its lease."""
+        owners = await self.db.read(q.lease_owners)
+        dead = [owner for owner in owners if owner_is_dead(owner, self.owner)]
+        if dead:
+            count = await self.db.write(lambda c: q.expire_leases(c, dead))
+            log.warning("recovered %d queue entries leased by dead workers %s", count, dead)
 
     def _done(self, task: asyncio.Task) -> None:
         self._inflight.discard(task)

@@ -132,8 +132,14 @@ class Intake:
                        final: ParsedMessage, warning: str | None, notes: str | None) -> Reply:
         thread, party = txn.thread, txn.party
         assert thread is not None and party is not None
+        # Read what the log keeps of the original now: `rewrite` changes the
+        # message in place, and `final` is `original` when no rule transformed it.
         subject = original.subject
         auto = is_auto_reply(original)
+        header_from = (original.header("From") or "")[:320] or None
+        orig_message_id = _first_id(original.header("Message-ID"))
+        attachments = [AttachmentInfo(a.filename, a.content_type, len(a.data), a.sha256)
+                       for a in original.attachments]
         ids = referenced_ids(final.message)
         id_map = await self.db.read(lambda c: map_message_ids(c, thread.id, ids)) if ids else {}
         relay_id = self.sender.new_message_id()
@@ -154,12 +160,10 @@ class Intake:
         recipient = thread.buyer_email if party is Party.BUYER else thread.seller_email
         record = NewMessage(
             kind="conversation", thread_id=thread.id, direction=txn.direction.value,
-            mail_from=mail_from, rcpt_to=list(txn.recipients), header_from=original.header("From"),
-            subject=subject, orig_message_id=_first_id(original.header("Message-ID")),
+            mail_from=mail_from, rcpt_to=list(txn.recipients), header_from=header_from,
+            subject=subject, orig_message_id=orig_message_id,
             relay_message_id=relay_id, original=raw, delivered=delivered, status="queued",
-            reason=notes, warning=warning, auto_reply=auto,
-            attachments=[AttachmentInfo(a.filename, a.content_type, len(a.data), a.sha256)
-                         for a in original.attachments],
+            reason=notes, warning=warning, auto_reply=auto, attachments=attachments,
             deliveries=[NewDelivery(f"{self.settings.bounce_local}@{self.settings.alias_domain}",
                                     recipient, plan.recipient_alias)],
         )
@@ -186,7 +190,7 @@ class Intake:
         record = NewMessage(
             kind="conversation", thread_id=thread.id if thread else None, direction=txn.direction.value,
             mail_from=mail_from, rcpt_to=list(txn.recipients),
-            header_from=parsed.header("From") if parsed else None, subject=subject,
+            header_from=(parsed.header("From") or "")[:320] or None if parsed else None, subject=subject,
             orig_message_id=_first_id(parsed.header("Message-ID")) if parsed else None,
             original=raw, status="rejected", rule=rule, reason=reason, excerpt=excerpt[:500] or None)
         log.info("refused %s message for thread %s: rule=%s reason=%s",

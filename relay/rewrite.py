@@ -15,20 +15,29 @@ the bytes to deliver:
   log does not know are dropped.
 - Every real address of either party (primary and alternates, also in
   `%40` and `&#64;` spellings) is replaced by that party's alias in every
-  remaining header and every text and HTML body part, quoted history
-  included.
+  remaining header, every part's headers, every text part (plain, HTML,
+  and text attachments such as a vCard), quoted history included, and the
+  MIME preamble and epilogue. An attached message (message/rfc822) keeps
+  only `NESTED_KEPT` headers: its own path and ids go like the top's.
+
+It does not raise on odd input: a header the parser cannot read, or a
+second copy of a header that may appear once, is dropped.
 """
 
 from __future__ import annotations
 
+import binascii
+import email
 import email.policy
+import quopri
 import re
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
+from email.utils import collapse_rfc2231_value
 
 from aliasing.addresses import replace_addresses
-from policy.parsed import decoded_text, is_attachment
+from policy.parsed import decoded_text
 
 KEPT_HEADERS = frozenset(h.lower() for h in (
     "Date", "Subject", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
@@ -36,7 +45,17 @@ KEPT_HEADERS = frozenset(h.lower() for h in (
     "X-Auto-Response-Suppress", "Thread-Topic", "Importance", "Priority", "X-Priority",
     "Accept-Language",
 ))
+# An attached message keeps who wrote to whom, when, and about what.
+NESTED_KEPT = KEPT_HEADERS | {"from", "to", "cc", "reply-to"}
+# Part headers that `set_content` clears and a scrubbed text part keeps.
+_PART_HEADERS_KEPT = ("content-disposition", "content-id", "content-description", "content-language",
+                      "content-location")
+_TEXT_PARAMS_KEPT = ("format", "delsp", "name")
+_ATTACHED_MESSAGES = ("message/rfc822", "message/global")
 _MSGID = re.compile(r"<[^<>\s]+>")
+_PROBE = b"Jane.Doe+x@example.org %40 &#64;"
+_LEGACY = email.policy.compat32.clone(linesep="\r\n")
+MAX_REFERENCES = 100  # a long thread's oldest ids matter least; this bounds the lookup
 
 
 @dataclass(frozen=True)
@@ -51,11 +70,35 @@ class RewritePlan:
 
 
 def referenced_ids(message: EmailMessage) -> list[str]:
-    ids: list[str] = []
-    for name in ("In-Reply-To", "References"):
-        for value in message.get_all(name, []) or []:
-            ids.extend(_MSGID.findall(str(value)))
-    return list(dict.fromkeys(ids))
+    """Every id the message cites (for the log lookup), In-Reply-To first."""
+    return list(dict.fromkeys(_ids(message, "In-Reply-To") + _ids(message, "References")))
+
+
+def _ids(message: EmailMessage, name: str) -> list[str]:
+    found: list[str] = []
+    try:
+        values = message.get_all(name, []) or []
+    except Exception:  # an unreadable header cites nothing
+        return []
+    for value in values:
+        found.extend(_MSGID.findall(str(value)))
+    return found[-MAX_REFERENCES:]
+
+
+def thread_headers(message: EmailMessage, id_map: dict[str, str]) -> tuple[str | None, list[str]]:
+    """In-Reply-To and References as the recipient's mailbox knows the thread.
+
+    Each side cites the ids it has (its own originals, the relay ids it
+    received); `id_map` turns each into the id the other side has. The
+    order of References is kept; when the parent is unknown, the last known
+    reference stands in for it so the reply still lands in the thread.
+    """
+    parents = [id_map[i] for i in _ids(message, "In-Reply-To") if i in id_map]
+    chain = [id_map[i] for i in _ids(message, "References") if i in id_map]
+    parent = parents[0] if parents else (chain[-1] if chain else None)
+    if parent is not None and parent not in chain:
+        chain.append(parent)
+    return parent, list(dict.fromkeys(chain))
 
 
 def address_variants(mapping: dict[str, str]) -> dict[str, str]:
@@ -70,50 +113,202 @@ def address_variants(mapping: dict[str, str]) -> dict[str, str]:
 
 def rewrite(message: EmailMessage, plan: RewritePlan) -> bytes:
     mapping = address_variants(plan.address_map)
-    referenced = referenced_ids(message)
+    in_reply_to, references = thread_headers(message, plan.id_map)
     subject = plan.subject if plan.subject is not None else _header_text(message, "Subject")
-    kept = [(name, _header_text(message, name)) for name in message.keys()
-            if name.lower() in KEPT_HEADERS and name.lower() != "subject"]
+    kept = _kept_headers(message, KEPT_HEADERS - {"subject"}, mapping)
     for name in set(message.keys()):
         del message[name]
     message["From"] = HeaderAddress(display_name=plan.sender_display, addr_spec=plan.sender_alias)
     message["To"] = HeaderAddress(addr_spec=plan.recipient_alias)
     message["Message-ID"] = plan.relay_message_id
-    mapped = [plan.id_map[i] for i in referenced if i in plan.id_map]
-    if mapped:
-        message["In-Reply-To"] = mapped[-1]
-        message["References"] = " ".join(mapped)
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
+        message["References"] = " ".join(references)
     if subject:
-        message["Subject"] = replace_addresses(subject, mapping)
+        _set_header(message, "Subject", replace_addresses(subject, mapping))
     for name, value in kept:
-        if value is not None:
-            message[name] = replace_addresses(value, mapping)
+        _set_header(message, name, value)
     _scrub_parts(message, mapping)
     return serialize(message)
 
 
 def _scrub_parts(message: EmailMessage, mapping: dict[str, str]) -> None:
+    # walk() reads a part's children only after yielding the part, so the
+    # headers of an attached message are filtered before it is visited.
     for part in message.walk():
         if part is not message:
             _scrub_headers(part, mapping)
-        if part.is_multipart() or is_attachment(part):
-            continue
-        text = decoded_text(part)
-        scrubbed = replace_addresses(text, mapping)
-        if scrubbed != text:
-            disposition = part.get("Content-Disposition")
-            part.set_content(scrubbed, subtype=part.get_content_subtype(), charset="utf-8")
-            if disposition:
-                part["Content-Disposition"] = str(disposition)
+        content_type = part.get_content_type()
+        if content_type in _ATTACHED_MESSAGES and isinstance(part.get_payload(), list):
+            _decode_attached(part)
+            for inner in part.get_payload():
+                _filter_headers(inner, NESTED_KEPT, mapping)
+        if part.is_multipart():
+            if part.preamble:
+                part.preamble = replace_addresses(part.preamble, mapping)
+            if part.epilogue:
+                part.epilogue = replace_addresses(part.epilogue, mapping)
+        elif content_type.partition("/")[0] in ("text", "multipart", "message"):
+            # multipart and message here are containers the parser could not
+            # split (no boundary found): their body is text to mail programs.
+            _scrub_text(part, mapping)
+
+
+def _decode_attached(part: EmailMessage) -> None:
+    """Parse an attached message sent in base64 or quoted-printable.
+
+    The parser reads such a body as a message of its own without headers,
+    so addresses in it would be hidden from the scrub. RFC 6532 allows it
+    for message/global; some programs do it for message/rfc822 too.
+    """
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if cte not in ("base64", "quoted-printable") or len(part.get_payload()) != 1:
+        return
+    try:
+        data = part.get_payload()[0].as_string(policy=email.policy.SMTPUTF8).encode("ascii", errors="ignore")
+        decoded = binascii.a2b_base64(data) if cte == "base64" else quopri.decodestring(data)
+    except Exception:  # what cannot be decoded cannot be scrubbed either: drop it
+        decoded = b""
+    part.set_payload([email.message_from_bytes(decoded, policy=email.policy.default)])
+    del part["Content-Transfer-Encoding"]
+
+
+def _scrub_text(part: EmailMessage, mapping: dict[str, str]) -> None:
+    text = decoded_text(part)
+    scrubbed = replace_addresses(text, mapping)
+    if scrubbed == text:
+        if _plainly_decoded(part):
+            return
+        # The text as decoded names no one; a body that is not valid in its
+        # charset or transfer encoding may still show an address elsewhere.
+        for form in _body_forms(part):
+            as_text = form.decode("utf-8", errors="replace")
+            if replace_addresses(as_text, mapping) != as_text:
+                scrubbed = replace_addresses(as_text, mapping)
+                break
+        else:
+            return
+    saved = [(name, value) for name, value in _readable_items(part) if name.lower() in _PART_HEADERS_KEPT]
+    params = {k: collapse_rfc2231_value(v) for k in _TEXT_PARAMS_KEPT
+              if (v := part.get_param(k)) is not None}
+    subtype = part.get_content_subtype()
+    if part.get_content_maintype() != "text":  # an unsplit container becomes the text it is
+        del part["Content-Type"]
+        subtype = "plain"
+    part.set_content(scrubbed, subtype=subtype, charset="utf-8", params=params)
+    for name, value in saved:
+        _set_header(part, name, value)
+
+
+def _plainly_decoded(part: EmailMessage) -> bool:
+    """Whether every ASCII character of the body shows as itself when decoded.
+
+    True for the usual text parts (7bit, 8bit or quoted-printable in an
+    ASCII-compatible charset): what the decoded text does not name, the
+    bytes do not name either, and the costlier checks can be skipped.
+    """
+    cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
+    if cte not in ("7bit", "8bit", "binary", "quoted-printable"):
+        return False
+    try:
+        return _PROBE.decode(part.get_content_charset() or "us-ascii") == _PROBE.decode("ascii")
+    except (LookupError, UnicodeError):
+        return False
+
+
+def _body_forms(part: EmailMessage) -> list[bytes]:
+    """The body decoded from its transfer encoding, and as sent (if text)."""
+    forms = [part.get_payload(decode=True) or b""]
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return forms
+    forms.append(payload.encode("utf-8", errors="replace"))
+    if not payload.isascii():
+        # 8-bit bytes in a body that should be ASCII: the parser keeps them
+        # but shows them through the charset; only writing them out shows
+        # them as sent.
+        try:
+            forms.append(part.as_bytes(policy=email.policy.SMTPUTF8).partition(b"\r\n\r\n")[2])
+        except Exception:  # the email package's errors on odd input vary
+            pass
+    return forms
 
 
 def _scrub_headers(part: EmailMessage, mapping: dict[str, str]) -> None:
-    """Headers below the top (e.g. of an attached message/rfc822)."""
-    for name, value in list(part.items()):
-        text = str(value)
-        scrubbed = replace_addresses(text, mapping)
-        if scrubbed != text:
-            part.replace_header(name, scrubbed)
+    """A part's own headers, rewritten only if one names a real address."""
+    raw_items = list(part.raw_items())
+    if not any(_names_anyone(part, name, raw, mapping) for name, raw in raw_items):
+        return
+    # Even a name can carry an address in a header block the parser read
+    # from a malformed body (message/delivery-status).
+    cleaned = [(replace_addresses(name, mapping), _clean_value(part, name, raw, mapping))
+               for name, raw in raw_items]
+    for name in set(part.keys()):
+        del part[name]
+    for name, value in cleaned:
+        if value:
+            _set_header(part, name, value)
+
+
+def _filter_headers(part: EmailMessage, allowed: frozenset[str], mapping: dict[str, str]) -> None:
+    kept = _kept_headers(part, allowed, mapping)
+    for name in set(part.keys()):
+        del part[name]
+    for name, value in kept:
+        _set_header(part, name, value)
+
+
+def _kept_headers(part: EmailMessage, allowed: frozenset[str],
+                  mapping: dict[str, str]) -> list[tuple[str, str]]:
+    """The first readable value of each allowed header, scrubbed and unfolded."""
+    first: dict[str, tuple[str, str]] = {}
+    for name, raw in part.raw_items():
+        if name.lower() in allowed and name.lower() not in first:
+            value = _clean_value(part, name, raw, mapping)
+            if value is not None:
+                first[name.lower()] = (name, value)
+    return list(first.values())
+
+
+def _names_anyone(part: EmailMessage, name: str, raw: str, mapping: dict[str, str]) -> bool:
+    text = f"{name}: {raw}"
+    if replace_addresses(text, mapping) != text:
+        return True
+    try:
+        decoded = str(part.policy.header_fetch_parse(name, raw))
+    except Exception:  # unreadable: a rewrite drops it
+        return True
+    return replace_addresses(decoded, mapping) != decoded
+
+
+def _clean_value(part: EmailMessage, name: str, raw: str, mapping: dict[str, str]) -> str | None:
+    """A header value with every real address replaced; None if unreadable.
+
+    Usually the decoded value. Where the address shows only in the raw
+    text, that text, scrubbed: the parser drops what it cannot read (an
+    unquoted `@` in a filename), and the address with it, from its view
+    but not from the bytes.
+    """
+    text = " ".join(str(raw).split())
+    try:
+        decoded = " ".join(str(part.policy.header_fetch_parse(name, raw)).split())
+    except Exception:  # a header the parser cannot make sense of is dropped
+        return None
+    if replace_addresses(decoded, mapping) != decoded or replace_addresses(text, mapping) == text:
+        return replace_addresses(decoded, mapping)
+    return replace_addresses(text, mapping)
+
+
+def _readable_items(part: EmailMessage) -> list[tuple[str, str]]:
+    """(name, unfolded value) of every header the parser can read."""
+    items = []
+    for name, raw in part.raw_items():
+        try:
+            value = part.policy.header_fetch_parse(name, raw)
+        except Exception:  # a header the parser cannot make sense of is dropped
+            continue
+        items.append((name, " ".join(str(value).split())))
+    return items
 
 
 def _header_text(message: EmailMessage, name: str) -> str | None:
@@ -126,8 +321,28 @@ def _header_text(message: EmailMessage, name: str) -> str | None:
     return " ".join(str(value).split())
 
 
-def serialize(message: EmailMessage) -> bytes:
+def _set_header(part: EmailMessage, name: str, value: str) -> None:
     try:
-        return message.as_bytes(policy=email.policy.SMTP)
-    except (UnicodeError, ValueError, TypeError):
-        return message.as_bytes(policy=email.policy.SMTPUTF8)
+        part[name] = value
+    except ValueError:  # a second copy of a header allowed once
+        pass
+
+
+def serialize(message: EmailMessage) -> bytes:
+    """7-bit where possible, else 8-bit; never fails on what the parser accepted."""
+    writers = (
+        lambda: message.as_bytes(policy=email.policy.SMTP),
+        lambda: message.as_bytes(policy=email.policy.SMTPUTF8),
+        # The modern folder fails on some odd headers (IndexError on a long
+        # name with an empty value); the legacy one writes them as they are.
+        lambda: message.as_bytes(policy=_LEGACY),
+    )
+    for write in writers:
+        try:
+            return write()
+        except Exception:  # the email package's errors on odd input vary
+            continue
+    # The bytes generator cannot write some text the parser decoded with
+    # replacement characters (e.g. a multipart body without boundaries).
+    text = message.as_string(policy=email.policy.SMTPUTF8)
+    return text.encode("utf-8", errors="replace")

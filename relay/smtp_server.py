@@ -43,7 +43,9 @@ class Handler:
                           mail_options: list[str]) -> str:
         if address not in ("", "<>") and try_parse(address) is None:
             return str(replies.R553_BAD_ADDRESS)
-        envelope.mail_from = "" if address == "<>" else address
+        # The null sender stays "<>" here: aiosmtpd reads an empty mail_from
+        # as "no MAIL yet" and would answer RCPT with 503 instead of our 550.
+        envelope.mail_from = address or "<>"
         envelope.mail_options.extend(mail_options)
         setattr(envelope, _ENVELOPE_TXN, Transaction())
         return str(replies.R250_SENDER_OK)
@@ -51,7 +53,7 @@ class Handler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
         txn = getattr(envelope, _ENVELOPE_TXN)
-        reply = await self.intake.check_recipient(txn, envelope.mail_from, address)
+        reply = await self.intake.check_recipient(txn, _sender(envelope), address)
         if reply.accepted:
             envelope.rcpt_tos.append(address)
         return str(reply)
@@ -60,7 +62,7 @@ class Handler:
         txn = getattr(envelope, _ENVELOPE_TXN)
         server.busy = True
         try:
-            reply = await self.intake.accept(txn, envelope.mail_from, envelope.original_content)
+            reply = await self.intake.accept(txn, _sender(envelope), envelope.original_content)
         finally:
             server.busy = False
         return str(reply)
@@ -68,6 +70,11 @@ class Handler:
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session error", exc_info=error)
         return str(replies.R451_TEMPORARY)
+
+
+def _sender(envelope: Envelope) -> str:
+    """The envelope sender as the intake sees it: "" for the null sender."""
+    return "" if envelope.mail_from == "<>" else envelope.mail_from
 
 
 class RelaySMTP(SMTP):

@@ -162,15 +162,15 @@ def list_messages(conn: Connection, f: ListFilter) -> list[dict]:
         q = q.where(m.c.received_at <= f.until)
     if f.with_attachments:
         q = q.where(m.c.attachment_count > 0)
-    needs_response = and_(m.c.direction == BUYER_TO_SELLER, m.c.status != "rejected",
-                          m.c.auto_reply.is_(False), m.c.no_response_needed.is_(False))
+    # The three reply states split the delivered buyer messages: each is in exactly one.
+    buyer_message = and_(m.c.direction == BUYER_TO_SELLER, m.c.status != "rejected")
+    no_response = or_(m.c.auto_reply.is_(True), m.c.no_response_needed.is_(True))
     if f.reply_status == "needs-reply":
-        q = q.where(needs_response, m.c.replied_at.is_(None))
+        q = q.where(buyer_message, ~no_response, m.c.replied_at.is_(None))
     elif f.reply_status == "replied":
-        q = q.where(m.c.direction == BUYER_TO_SELLER, m.c.replied_at.is_not(None))
+        q = q.where(buyer_message, ~no_response, m.c.replied_at.is_not(None))
     elif f.reply_status == "no-response-needed":
-        q = q.where(m.c.direction == BUYER_TO_SELLER,
-                    or_(m.c.auto_reply.is_(True), m.c.no_response_needed.is_(True)))
+        q = q.where(buyer_message, no_response)
     q = q.order_by(m.c.received_at.desc(), m.c.id.desc())
     if f.limit:
         q = q.limit(f.limit)

@@ -73,7 +73,11 @@ class ThreadAsin(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_thread_received", "thread_id", "received_at"),)
+    __table_args__ = (
+        Index("ix_messages_thread_received", "thread_id", "received_at"),
+        # "mark the buyer's unanswered messages replied" runs on every seller reply
+        Index("ix_messages_unreplied", "thread_id", "direction", "replied_at"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     thread_id: Mapped[int | None] = mapped_column(ForeignKey("threads.id"))
     kind: Mapped[str] = mapped_column(String(16))  # conversation | notice | dsn

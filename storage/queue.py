@@ -7,7 +7,9 @@ SKIP LOCKED` where the database has it (PostgreSQL), so several relay
 processes can share one queue; SQLite serialises writers anyway. An entry
 whose lease has expired `MAX_LEASE_EXPIRIES` times is `parked`: something
 about it crashes the worker, and retrying it forever would only repeat the
-crash.
+crash. A restarted worker need not wait out the leases of the process it
+replaces: `lease_owners` and `expire_leases` let it end the leases of
+workers it knows to be dead.
 
 `finish` records an outcome (`delivered`, `deferred` with the next attempt
 time, or `bounced`) and recomputes the message's status from all of its
@@ -16,6 +18,7 @@ entries, adding a status event when it changes.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,6 +28,7 @@ from sqlalchemy.engine import Connection
 from storage.models import Message, MessageEvent, QueueEntry
 from storage.timeutil import utcnow
 
+log = logging.getLogger(__name__)
 queue = QueueEntry.__table__
 messages = Message.__table__
 events = MessageEvent.__table__
@@ -67,9 +71,7 @@ def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Cl
         to_park = conn.execute(select(queue.c.id).where(
             queue.c.id.in_(expired), queue.c.lease_expiries >= MAX_LEASE_EXPIRIES)).scalars().all()
         if to_park:
-            conn.execute(update(queue).where(queue.c.id.in_(to_park)).values(
-                state="parked", lease_owner=None, lease_until=None, updated_at=now,
-                last_error="parked: the lease expired too often (the worker crashed on it)"))
+            _park(conn, to_park, now)
     ids = [r.id for r in rows if r.id not in to_park]
     if not ids:
         return []
@@ -86,6 +88,16 @@ def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Cl
                     recipient=r.recipient, recipient_alias=r.recipient_alias, attempts=r.attempts,
                     created_at=r.created_at, kind=r.kind, mail_from=r.mail_from,
                     thread_id=r.thread_id, data=r.delivered) for r in result]
+
+
+def _park(conn: Connection, ids: list[int], now: datetime) -> None:
+    reason = "parked: the lease expired too often (the worker crashed on it)"
+    conn.execute(update(queue).where(queue.c.id.in_(ids)).values(
+        state="parked", lease_owner=None, lease_until=None, updated_at=now, last_error=reason))
+    message_ids = conn.execute(select(queue.c.message_id).where(queue.c.id.in_(ids)).distinct()).scalars()
+    for message_id in list(message_ids):
+        _update_message_status(conn, message_id, reason)
+    log.warning("parked queue entries %s: %s", ids, reason)
 
 
 def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str | None = None,
@@ -128,6 +140,21 @@ def release(conn: Connection, owner: str) -> int:
     result = conn.execute(update(queue).where(queue.c.lease_owner == owner, queue.c.state == "active")
                           .values(state="queued", lease_owner=None, lease_until=None,
                                   attempts=queue.c.attempts - 1, updated_at=utcnow()))
+    return result.rowcount
+
+
+def lease_owners(conn: Connection) -> list[str]:
+    """Every worker that holds a lease now."""
+    return list(conn.execute(select(queue.c.lease_owner).where(queue.c.state == "active")
+                             .distinct()).scalars())
+
+
+def expire_leases(conn: Connection, owners: list[str]) -> int:
+    """End the leases of workers known to be dead; the next claim takes (and counts) them."""
+    if not owners:
+        return 0
+    result = conn.execute(update(queue).where(queue.c.state == "active", queue.c.lease_owner.in_(owners))
+                          .values(lease_until=utcnow()))
     return result.rowcount
 
 

@@ -108,7 +108,9 @@ async def dns_server():
 
 
 def write_config(folder: Path, *, smarthost_port: int | None = None, dns_port: int | None = None,
-                 mx_port: int = 25, extra: str = "", retry: str = "[1, 1, 2]", max_age: float = 60) -> Path:
+                 mx_port: int = 25, extra: str = "", retry: str = "[1, 1, 2]", max_age: float = 60,
+                 smtp_extra: str = "") -> Path:
+    """`extra` is appended as whole sections; `smtp_extra` adds keys to [smtp]."""
     delivery = (f'mode = "smarthost"\nsmarthost = "127.0.0.1:{smarthost_port}"'
                 if smarthost_port else f'mode = "mx"\nmx_port = {mx_port}')
     dns = f'nameservers = ["127.0.0.1:{dns_port}"]' if dns_port else "nameservers = []"
@@ -118,6 +120,7 @@ def write_config(folder: Path, *, smarthost_port: int | None = None, dns_port: i
         port = 0
         hostname = "relay.test"
         shutdown_grace = 5
+        {smtp_extra}
 
         [aliases]
         domain = "{ALIAS_DOMAIN}"
@@ -208,3 +211,27 @@ async def send(port: int, mail_from: str, rcpts: list[str], data: bytes):
     """Send through real SMTP; returns (errors, response) or raises aiosmtplib errors."""
     return await aiosmtplib.send(data, sender=mail_from, recipients=rcpts, hostname="127.0.0.1",
                                  port=port, start_tls=False, timeout=30)
+
+
+async def wait_until(check, timeout: float = 20.0, interval: float = 0.1):
+    """Poll `check()` until it returns something truthy, and return that; fails on timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"still not true after {timeout} s: {getattr(check, '__name__', check)}")
+        await asyncio.sleep(interval)
+
+
+def sql(config_path: Path, statement: str, *params) -> list[tuple]:
+    """Run one statement on the relay's real SQLite file (written by `write_config`)."""
+    import sqlite3
+    conn = sqlite3.connect(config_path.parent / "data" / "relay.db", timeout=30)
+    try:
+        with conn:
+            return conn.execute(statement, params).fetchall()
+    finally:
+        conn.close()

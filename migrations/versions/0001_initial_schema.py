@@ -93,6 +93,7 @@ def upgrade() -> None:
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_messages_orig_message_id'), ['orig_message_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_received_at'), ['received_at'], unique=False)
+        batch_op.create_index('ix_messages_unreplied', ['thread_id', 'direction', 'replied_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_messages_status'), ['status'], unique=False)
         batch_op.create_index('ix_messages_thread_received', ['thread_id', 'received_at'], unique=False)
 
@@ -173,6 +174,7 @@ def downgrade() -> None:
 
     op.drop_table('thread_asins')
     with op.batch_alter_table('messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_messages_unreplied')
         batch_op.drop_index('ix_messages_thread_received')
         batch_op.drop_index(batch_op.f('ix_messages_status'))
         batch_op.drop_index(batch_op.f('ix_messages_received_at'))

@@ -1,0 +1,110 @@
+"""The relay under test, set up through its own command line.
+
+`RelayInstance(root, python, sink)` writes a `relay.toml` in `root`
+(smarthost mode pointing at the counting sink, an SQLite file and the key
+file beside it, all other settings at their defaults), then runs, as a
+user would:
+
+    python -m relay --config root/relay.toml init
+    python -m relay --config root/relay.toml seller add ...
+    python -m relay --config root/relay.toml thread open ...
+
+and keeps the seller's address and the buyer's alias from the JSON that
+`thread open` prints: the benchmark mails as the seller to the buyer's
+alias, so the header From is a participant and every message is relayed
+(seller messages cause no acknowledgment, so the sink gets exactly one
+message per accepted message). `start()` runs `relay serve` as a child
+process (under cProfile if `profile` names an output file); `stop()` sends
+it SIGTERM, the relay's own graceful stop.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from procs import BenchError, Child
+
+SELLER_ID = "bench-seller"
+SELLER_EMAIL = "seller@bench-seller.example"
+BUYER_EMAIL = "buyer@bench-buyer.example"
+ORDER_ID = "112-0000000-0000001"
+
+CONFIG = """\
+# Written by bench/run.py for one benchmark run.
+[smtp]
+host = "127.0.0.1"
+port = {port}
+
+[aliases]
+domain = "marketplace.example"
+key_file = "alias.keys"
+
+[storage]
+url = "sqlite:///relay.db"
+
+[delivery]
+mode = "smarthost"
+smarthost = "{sink_host}:{sink_port}"
+"""
+
+
+@dataclass(frozen=True)
+class Conversation:
+    seller_email: str
+    buyer_alias: str
+    order_id: str
+
+
+class RelayInstance:
+    def __init__(self, root: Path, python: str, port: int, sink: tuple[str, int],
+                 profile: Path | None = None):
+        self.root = root
+        self.profile = profile
+        self.python = python
+        self.port = port
+        self.config = root / "relay.toml"
+        self.sink = sink
+        self.child: Child | None = None
+
+    def setup(self) -> Conversation:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(CONFIG.format(port=self.port, sink_host=self.sink[0],
+                                             sink_port=self.sink[1]))
+        self._cli("init")
+        self._cli("seller", "add", SELLER_ID, "--email", SELLER_EMAIL, "--name", "Bench Seller")
+        opened = json.loads(self._cli("thread", "open", "--seller", SELLER_ID,
+                                      "--buyer-email", BUYER_EMAIL, "--buyer-name", "Bench Buyer",
+                                      "--order", ORDER_ID))
+        return Conversation(SELLER_EMAIL, opened["buyer_alias"], opened["order_id"])
+
+    def _cli(self, *args: str) -> str:
+        argv = [self.python, "-m", "relay", "--config", str(self.config), *args]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=self.root)
+        if result.returncode != 0:
+            raise BenchError(f"relay {' '.join(args[:2])} failed (exit {result.returncode}): "
+                             f"{result.stderr.strip() or result.stdout.strip()}")
+        return result.stdout
+
+    def start(self) -> None:
+        argv = [self.python, "-m", "relay", "--config", str(self.config), "serve"]
+        if self.profile is not None:
+            # cProfile sees the event loop's thread only, which is the busy one.
+            argv[1:1] = ["-m", "cProfile", "-o", str(self.profile)]
+        self.child = Child("relay", argv, self.root / "relay.log", cwd=self.root)
+        self.child.start(ready=r"relay: listening on ", timeout=60)
+
+    def stop(self) -> None:
+        if self.child is not None:
+            code = self.child.stop(timeout=60)
+            self.child = None
+            if code not in (0, None):
+                print(f"note: relay serve exited with status {code} (log {self.root / 'relay.log'})")
+
+    def queue_counts(self) -> dict:
+        """Queue entries by state, read straight from the SQLite file."""
+        import sqlite3
+        with sqlite3.connect(self.root / "relay.db", timeout=30) as db:
+            return dict(db.execute("SELECT state, count(*) FROM queue GROUP BY state"))
