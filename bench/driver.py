@@ -149,6 +149,10 @@ def run_cell(system: str, port: int, pid: int | None, load: Load, sink: Sink, sm
         proc.kill()
         out, err = proc.communicate()
         err += f"\nsmtp-source stopped after {send_timeout:.0f} s".encode()
+    except BaseException:  # interrupted: leave nothing running
+        proc.kill()
+        proc.wait()
+        raise
     result.accept_seconds = time.monotonic() - start
     counters = out.decode(errors="replace").replace("\r", "\n").split()
     result.accepted = int(counters[-1]) if counters and counters[-1].isdigit() else 0

@@ -90,7 +90,8 @@ def verdicts(results: list[CellResult]) -> list[str]:
                 lines.append(f"{label}: {ratio:.2f}x Postfix (target {target[0]:.1f}x): {verdict}")
         if r.lost or r.error:
             lines.append(f"{label}: {r.lost} lost{', error: ' + r.error if r.error else ''}: SHORT")
-    if results and not any(r.lost or r.error for r in results if r.system == "relay"):
+    relay = [r for r in results if r.system == "relay"]
+    if relay and not any(r.lost or r.error for r in relay):
         lines.append("messages lost by the relay: 0 in every cell: met")
     return lines
 

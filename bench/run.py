@@ -202,13 +202,14 @@ def run_all(args: argparse.Namespace, root: Path, smtp_source: str) -> list[Cell
 
 
 def _interrupt(_signum, _frame) -> None:
-    """SIGTERM ends the run as Ctrl-C does, so every child is stopped."""
+    """SIGINT and SIGTERM end the run through the `finally` blocks that stop every child."""
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         smtp_source = find_smtp_source()
         about = machine()

@@ -6,7 +6,8 @@ idempotent. `App.build(config)` opens the database and the key ring and
 builds the intake, the SMTP server and the delivery worker, handing each
 its collaborators; nothing is module-level state. `App.start()` and
 `App.stop()` run them on the current event loop; `serve(config)` runs
-until SIGTERM or SIGINT and then stops gracefully.
+until SIGTERM or SIGINT and then stops gracefully. A port that cannot be
+listened on is a `ConfigError` naming it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from aliasing.codec import KeyRing
 from aliasing.keys import ensure_key_file, load_key_ring
 from policy.registry import default_rules
-from relay.config import Config
+from relay.config import Config, ConfigError
 from relay.delivery import DeliveryWorker, SmtpTransport, WorkerSettings
 from relay.intake import Intake, IntakeSettings
 from relay.notices import Sender
@@ -74,7 +75,7 @@ class App:
             db, SmtpTransport(router, config.smtp.hostname, d.timeout),
             WorkerSettings(retry_schedule=d.retry_schedule, max_age=d.max_age,
                            concurrency=d.concurrency, lease_seconds=d.lease_seconds,
-                           poll_interval=d.poll_interval),
+                           poll_interval=d.poll_interval, stop_grace=config.smtp.shutdown_grace),
             sender)
         intake = Intake(
             IntakeSettings(alias_domain=config.aliases.domain, marketplace_name=config.marketplace.name,
@@ -111,7 +112,12 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    host, port = await app.start()
+    try:
+        host, port = await app.start()
+    except OSError as exc:  # the port is taken, or the address is not ours
+        await app.stop()
+        s = config.smtp
+        raise ConfigError(f"[smtp] cannot listen on {s.host}:{s.port}: {exc.strerror or exc}") from None
     print(f"relay: listening on {host}:{port} for *@{config.aliases.domain}", flush=True)
     await stop.wait()
     log.info("stopping: no new connections; finishing sessions in flight")

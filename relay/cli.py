@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import sys
 from datetime import datetime, timedelta
@@ -64,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `relay message list | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush is quiet
+        return 141
 
 
 def build_parser() -> Parser:

@@ -143,6 +143,7 @@ class WorkerSettings:
     concurrency: int
     lease_seconds: float
     poll_interval: float
+    stop_grace: float = 30.0   # how long a stop waits for deliveries in flight
 
 
 class DeliveryWorker:
@@ -200,14 +201,29 @@ class DeliveryWorker:
             pass
 
     async def stop(self) -> None:
+        """Let deliveries in flight finish for `stop_grace`, cancel the rest, give back their leases.
+
+        A cancelled delivery may already have reached the other side; it is
+        sent again after the restart (at least once, never lost).
+        """
         self._stopping = True
         self._wake.set()
         if self._inflight:
-            await asyncio.wait(set(self._inflight), timeout=self.settings.lease_seconds)
+            await asyncio.wait(set(self._inflight), timeout=self.settings.stop_grace)
+        late = set(self._inflight)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+            log.info("stopped %d deliveries in flight; they are queued again", len(late))
         await self.db.write(lambda c: q.release(c, self.owner))
 
     async def _deliver(self, entry: q.Claimed) -> None:
-        outcome = await self.transport.send(entry.envelope_from, entry.recipient, entry.data)
+        try:
+            outcome = await self.transport.send(entry.envelope_from, entry.recipient, entry.data)
+        except Exception:  # a bug of ours: retry like a 4xx rather than strand the entry in its lease
+            log.exception("queue %d: delivery attempt failed unexpectedly", entry.id)
+            outcome = Temporary("internal error in the relay")
         if isinstance(outcome, Delivered):
             await self.db.write(lambda c: q.finish(c, entry.id, self.owner, "delivered"))
             log.info("queue %d: delivered (message %d)", entry.id, entry.message_id)

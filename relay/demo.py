@@ -16,6 +16,7 @@ import email.policy
 import sys
 import tempfile
 from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 
 import aiosmtplib
@@ -82,10 +83,8 @@ class Mailbox:
 
 def compose(sender: tuple[str, str], to: str, subject: str, body: str, in_reply_to: str | None = None) -> bytes:
     msg = EmailMessage()
-    msg["From"] = f"{sender[0]} <{sender[1]}>"
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Message-ID"] = email.utils.make_msgid(domain=sender[1].split("@", 1)[1])
+    msg["From"], msg["To"], msg["Subject"] = f"{sender[0]} <{sender[1]}>", to, subject
+    msg["Message-ID"] = make_msgid(domain=parse_address(sender[1]).domain)
     if in_reply_to:
         msg["In-Reply-To"] = in_reply_to
     msg.set_content(body)
@@ -94,9 +93,7 @@ def compose(sender: tuple[str, str], to: str, subject: str, body: str, in_reply_
 
 def show(title: str, msg: EmailMessage) -> None:
     print(f"\n{title}\n" + "-" * len(title))
-    for name in ("From", "To", "Subject", "Message-ID"):
-        print(f"  {name}: {msg[name]}")
-    print()
+    print("".join(f"  {name}: {msg[name]}\n" for name in ("From", "To", "Subject", "Message-ID")))
     for line in msg.get_body(preferencelist=("plain",)).get_content().rstrip().splitlines():
         print(f"  | {line}")
 
@@ -107,17 +104,22 @@ async def run_demo() -> int:
         mailbox = Mailbox()
         sink = await loop.create_server(lambda: SMTP(mailbox, hostname="mailbox.demo.example", loop=loop),
                                         "127.0.0.1", 0)
-        path = Path(tmp) / "relay.toml"
-        path.write_text(CONFIG.format(sink_port=sink.sockets[0].getsockname()[1]))
-        app = App.build(config_mod.load(path))
         try:
-            await app.start()
-            return await _conversation(app, mailbox)
+            path = Path(tmp) / "relay.toml"
+            path.write_text(CONFIG.format(sink_port=sink.sockets[0].getsockname()[1]))
+            app = App.build(config_mod.load(path))
+            try:
+                await app.start()
+                return await _conversation(app, mailbox)
+            finally:
+                await app.stop()
         except asyncio.TimeoutError:
             print(f"relay demo: a message did not arrive within {WAIT_SECONDS} s", file=sys.stderr)
             return 1
+        except aiosmtplib.SMTPException as exc:
+            print(f"relay demo: the relay refused a message: {exc}", file=sys.stderr)
+            return 1
         finally:
-            await app.stop()
             sink.close()
             await sink.wait_closed()
 

@@ -136,7 +136,7 @@ class Intake:
         # message in place, and `final` is `original` when no rule transformed it.
         subject = original.subject
         auto = is_auto_reply(original)
-        header_from = (original.header("From") or "")[:320] or None
+        header_from = _header_from(original)
         orig_message_id = _first_id(original.header("Message-ID"))
         attachments = [AttachmentInfo(a.filename, a.content_type, len(a.data), a.sha256)
                        for a in original.attachments]
@@ -190,7 +190,7 @@ class Intake:
         record = NewMessage(
             kind="conversation", thread_id=thread.id if thread else None, direction=txn.direction.value,
             mail_from=mail_from, rcpt_to=list(txn.recipients),
-            header_from=(parsed.header("From") or "")[:320] or None if parsed else None, subject=subject,
+            header_from=_header_from(parsed) if parsed else None, subject=subject,
             orig_message_id=_first_id(parsed.header("Message-ID")) if parsed else None,
             original=raw, status="rejected", rule=rule, reason=reason, excerpt=excerpt[:500] or None)
         log.info("refused %s message for thread %s: rule=%s reason=%s",
@@ -218,6 +218,10 @@ def _store(conn, record: NewMessage, notice: NewMessage | None) -> int:
     if notice is not None:
         log_message(conn, notice)
     return message_id
+
+
+def _header_from(parsed: ParsedMessage) -> str | None:
+    return (parsed.header("From") or "")[:320] or None  # the log's column holds one address line
 
 
 def _first_id(value: str | None) -> str | None:

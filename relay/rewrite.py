@@ -34,6 +34,7 @@ import re
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
+from email.header import decode_header, make_header
 from email.utils import collapse_rfc2231_value
 
 from aliasing.addresses import replace_addresses
@@ -114,8 +115,10 @@ def address_variants(mapping: dict[str, str]) -> dict[str, str]:
 def rewrite(message: EmailMessage, plan: RewritePlan) -> bytes:
     mapping = address_variants(plan.address_map)
     in_reply_to, references = thread_headers(message, plan.id_map)
-    subject = plan.subject if plan.subject is not None else _header_text(message, "Subject")
-    kept = _kept_headers(message, KEPT_HEADERS - {"subject"}, mapping)
+    kept = _kept_headers(message, KEPT_HEADERS, mapping)
+    if plan.subject is not None:
+        kept = [(n, v) for n, v in kept if n.lower() != "subject"]
+        kept.insert(0, ("Subject", replace_addresses(plan.subject, mapping)))
     for name in set(message.keys()):
         del message[name]
     message["From"] = HeaderAddress(display_name=plan.sender_display, addr_spec=plan.sender_alias)
@@ -124,10 +127,9 @@ def rewrite(message: EmailMessage, plan: RewritePlan) -> bytes:
     if in_reply_to:
         message["In-Reply-To"] = in_reply_to
         message["References"] = " ".join(references)
-    if subject:
-        _set_header(message, "Subject", replace_addresses(subject, mapping))
     for name, value in kept:
-        _set_header(message, name, value)
+        if value:
+            _set_header(message, name, value)
     _scrub_parts(message, mapping)
     return serialize(message)
 
@@ -188,7 +190,8 @@ def _scrub_text(part: EmailMessage, mapping: dict[str, str]) -> None:
                 break
         else:
             return
-    saved = [(name, value) for name, value in _readable_items(part) if name.lower() in _PART_HEADERS_KEPT]
+    saved = [(name, value) for name, raw in part.raw_items()
+             if name.lower() in _PART_HEADERS_KEPT and (value := _decoded(part, name, raw))]
     params = {k: collapse_rfc2231_value(v) for k in _TEXT_PARAMS_KEPT
               if (v := part.get_param(k)) is not None}
     subtype = part.get_content_subtype()
@@ -271,54 +274,58 @@ def _kept_headers(part: EmailMessage, allowed: frozenset[str],
 
 
 def _names_anyone(part: EmailMessage, name: str, raw: str, mapping: dict[str, str]) -> bool:
-    text = f"{name}: {raw}"
-    if replace_addresses(text, mapping) != text:
-        return True
+    """Whether a header names a real address as sent, as read, or as it would be written."""
+    for text in (f"{name}: {raw}", _decoded(part, name, raw)):
+        if text is None or replace_addresses(text, mapping) != text:
+            return True  # an unreadable header counts: a rewrite drops it
+    if "=?" not in raw:
+        return False
+    # An encoded-word the parser could not place (glued to other text) may
+    # still be decoded when the header is written out again.
+    scratch = EmailMessage(policy=email.policy.SMTPUTF8)
     try:
-        decoded = str(part.policy.header_fetch_parse(name, raw))
-    except Exception:  # unreadable: a rewrite drops it
+        scratch[name] = raw
+        written = scratch.as_bytes().decode("utf-8", errors="replace")
+    except Exception:  # the email package's errors on odd input vary
         return True
-    return replace_addresses(decoded, mapping) != decoded
+    return replace_addresses(written, mapping) != written
 
 
 def _clean_value(part: EmailMessage, name: str, raw: str, mapping: dict[str, str]) -> str | None:
-    """A header value with every real address replaced; None if unreadable.
+    """A header value that names no real address; None if there is none to give.
 
     Usually the decoded value. Where the address shows only in the raw
-    text, that text, scrubbed: the parser drops what it cannot read (an
-    unquoted `@` in a filename), and the address with it, from its view
-    but not from the bytes.
+    text, that text scrubbed: the parser drops what it cannot read (an
+    unquoted `@` in a filename) from its view, but not from the bytes.
     """
     text = " ".join(str(raw).split())
+    decoded = _decoded(part, name, raw)
+    if decoded is None:
+        return None
+    if not _names_anyone(part, name, raw, mapping):
+        return decoded
+    candidates = [decoded, text] if replace_addresses(decoded, mapping) != decoded else [text, decoded]
+    candidates.append(_unicode(text))
+    for candidate in candidates:
+        cleaned = replace_addresses(candidate, mapping)
+        if not _names_anyone(part, name, cleaned, mapping):
+            return cleaned
+    return None
+
+
+def _decoded(part: EmailMessage, name: str, raw: str) -> str | None:
     try:
-        decoded = " ".join(str(part.policy.header_fetch_parse(name, raw)).split())
-    except Exception:  # a header the parser cannot make sense of is dropped
+        return " ".join(str(part.policy.header_fetch_parse(name, raw)).split())
+    except Exception:  # a header the parser cannot make sense of
         return None
-    if replace_addresses(decoded, mapping) != decoded or replace_addresses(text, mapping) == text:
-        return replace_addresses(decoded, mapping)
-    return replace_addresses(text, mapping)
 
 
-def _readable_items(part: EmailMessage) -> list[tuple[str, str]]:
-    """(name, unfolded value) of every header the parser can read."""
-    items = []
-    for name, raw in part.raw_items():
-        try:
-            value = part.policy.header_fetch_parse(name, raw)
-        except Exception:  # a header the parser cannot make sense of is dropped
-            continue
-        items.append((name, " ".join(str(value).split())))
-    return items
-
-
-def _header_text(message: EmailMessage, name: str) -> str | None:
+def _unicode(text: str) -> str:
+    """Encoded-words decoded wherever they stand."""
     try:
-        value = message.get(name)
-    except Exception:  # a header the parser cannot make sense of is dropped
-        return None
-    if value is None:
-        return None
-    return " ".join(str(value).split())
+        return str(make_header(decode_header(text)))
+    except Exception:  # malformed encoded-words: the text as it is
+        return text
 
 
 def _set_header(part: EmailMessage, name: str, value: str) -> None:

@@ -4,9 +4,9 @@
 In mx mode it asks DNS for the domain's MX records (lowest preference
 first, equal preferences shuffled), resolves each exchange's AAAA and A
 records, and, when the domain has no MX records at all, uses the domain's
-own addresses (RFC 5321 section 5.1). A null MX (RFC 7505) or a domain that
-does not exist is a permanent failure; timeouts and server failures are
-temporary. In smarthost mode every domain goes to the one configured host.
+own addresses (RFC 5321 section 5.1). A null MX (RFC 7505), a domain that
+does not exist, or mail servers that DNS says have no address are a
+permanent failure; timeouts and server failures are temporary. In smarthost mode every domain goes to the one configured host.
 
 All lookups use dnspython's asyncio resolver, pointed at `[dns]
 nameservers` when they are configured.
@@ -68,12 +68,16 @@ class Router:
             return [Hop(host, port, host)]
         exchanges = await self._exchanges(domain)
         hops: list[Hop] = []
+        unsure = False
         for name in exchanges:
-            for address in await self._addresses(name):
-                hops.append(Hop(address, self.mx_port, name))
-        if not hops:
-            raise RouteError(f"no address found for the mail servers of {domain}", False, "4.4.4")
-        return hops
+            addresses, complete = await self._addresses(name)
+            unsure = unsure or not complete
+            hops.extend(Hop(address, self.mx_port, name) for address in addresses)
+        if hops:
+            return hops
+        if unsure:
+            raise RouteError(f"no address found yet for the mail servers of {domain}", False, "4.4.3")
+        raise RouteError(f"the mail servers of {domain} have no address", True, "5.4.4")
 
     async def _exchanges(self, domain: str) -> list[str]:
         try:
@@ -82,21 +86,24 @@ class Router:
             raise RouteError(f"domain {domain} does not exist", True, "5.1.2") from None
         except dns.resolver.NoAnswer:
             return [domain]
-        except (dns.exception.Timeout, dns.resolver.NoNameservers, dns.resolver.LifetimeTimeout) as exc:
+        except dns.exception.DNSException as exc:  # timeouts, server failures, broken answers
             raise RouteError(f"DNS lookup of {domain} failed: {exc.__class__.__name__}", False, "4.4.3") from None
         records = sorted(answer, key=lambda r: (r.preference, random.random()))
         if len(records) == 1 and str(records[0].exchange) == ".":
             raise RouteError(f"domain {domain} accepts no mail (null MX)", True, "5.1.10")
         return [str(r.exchange).rstrip(".") for r in records if str(r.exchange) != "."]
 
-    async def _addresses(self, name: str) -> list[str]:
+    async def _addresses(self, name: str) -> tuple[list[str], bool]:
+        """The exchange's addresses, and whether DNS answered every question."""
         found: list[str] = []
+        complete = True
         for rdtype in ("AAAA", "A"):
             try:
                 answer = await self.resolver.resolve(name, rdtype)
             except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
                 continue
-            except (dns.exception.Timeout, dns.resolver.NoNameservers, dns.resolver.LifetimeTimeout):
+            except dns.exception.DNSException:  # timeouts, server failures, broken answers
+                complete = False
                 continue
             found.extend(r.address for r in answer)
-        return found
+        return found, complete

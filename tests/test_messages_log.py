@@ -20,7 +20,7 @@ import aiosmtplib
 import pytest
 
 from tests.conftest import (BUYER_EMAIL, SELLER_EMAIL, Conversation, open_conversation, run_cli, send, sql,
-                            wait_until)
+                            wait_until, write_config)
 
 ORDER_B = "113-7654321-7654321"
 OTHER_SELLER = "owner@othershop.example"
@@ -211,7 +211,6 @@ async def test_since_and_until_take_days_and_timestamps(chat):
 
 
 def test_an_invalid_date_is_one_line_on_stderr(tmp_path):
-    from tests.conftest import write_config
     path = write_config(tmp_path)
     assert run_cli(path, "init")[0] == 0
     done = subprocess.run([sys.executable, "-m", "relay", "--config", str(path), "message", "list",

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import asynccontextmanager
 
+import pytest
 from aiosmtpd.smtp import SMTP as AioSMTP
 
 from relay import config as config_mod
@@ -134,28 +136,51 @@ async def test_nonexistent_domain_bounces(relay_factory, sink, dns_server):
     assert attempts == 1
 
 
-async def test_dns_timeout_defers_then_delivers(tmp_path, sink, dns_server):
-    dns_server.timeouts.add(BUYER_DOMAIN)
-    path = write_config(tmp_path, dns_port=dns_server.port, mx_port=sink.port)
+@asynccontextmanager
+async def quick_dns_relay(folder, sink, dns_server):
+    """A relay whose resolver gives up after 0.3 s, so a DNS timeout costs little."""
+    path = write_config(folder, dns_port=dns_server.port, mx_port=sink.port)
     path.write_text(path.read_text().replace("[dns]\n", "[dns]\ntimeout = 0.3\n"))
     app = App.build(config_mod.load(path))
     app.config_path = path
     await app.start()
     try:
-        conv = open_conversation(path)
-        await seller_writes(app, conv)
+        yield app
+    finally:
+        await app.stop()
 
-        def deferred_twice():
-            rows = sql(path, "SELECT state, attempts, last_error FROM queue")
-            return rows if rows[0][0] == "deferred" and rows[0][1] >= 2 else None
-        [(_state, _attempts, error)] = await wait_until(deferred_twice)
-        assert "DNS" in error
+
+def deferred_twice(path):
+    """The entry's state once it has failed at least twice and waits: (state, attempts, error)."""
+    def check():
+        rows = sql(path, "SELECT state, attempts, last_error FROM queue")
+        return rows[0] if rows[0][0] == "deferred" and rows[0][1] >= 2 else None
+    return check
+
+
+@pytest.mark.parametrize("silent", [BUYER_DOMAIN, f"mx1.{BUYER_DOMAIN}"])
+async def test_dns_timeout_defers_then_delivers(tmp_path, sink, dns_server, silent):
+    """Whether the MX lookup or the exchange's address lookup times out: try again later."""
+    dns_server.add(BUYER_DOMAIN, "MX", f"10 mx1.{BUYER_DOMAIN}.")
+    dns_server.timeouts.add(silent)
+    async with quick_dns_relay(tmp_path, sink, dns_server) as app:
+        conv = open_conversation(app.config_path)
+        await seller_writes(app, conv)
+        _state, _attempts, error = await wait_until(deferred_twice(app.config_path))
+        assert "found yet" in error or "DNS" in error
         assert statuses(app) == ["deferred"]
-        assert sql(path, "SELECT count(*) FROM messages WHERE kind = 'dsn'") == [(0,)]
+        assert sql(app.config_path, "SELECT count(*) FROM messages WHERE kind = 'dsn'") == [(0,)]
         dns_server.timeouts.clear()  # the resolver answers again: the retry gets through
-        dns_server.add(BUYER_DOMAIN, "A", "127.0.0.1")
+        dns_server.add(f"mx1.{BUYER_DOMAIN}", "A", "127.0.0.1")
         [got] = await sink.handler.wait_for(1)
         assert got.rcpt_tos == [conv.buyer_email]
         await wait_until(lambda: statuses(app) == ["delivered"])
-    finally:
-        await app.stop()
+
+
+async def test_domain_without_any_mail_server_bounces(relay_factory, sink, dns_server):
+    dns_server.add(BUYER_DOMAIN, "TXT", '"v=spf1 -all"')  # exists, but no MX, AAAA or A
+    seller_mail_server(dns_server)
+    app = await relay_factory(dns_port=dns_server.port, mx_port=sink.port)
+    conv = open_conversation(app.config_path)
+    await seller_writes(app, conv)
+    await expect_bounce(app, sink, conv, "5.4.4")

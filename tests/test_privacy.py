@@ -11,9 +11,12 @@ spellings, and for the hosts and IPs of the sender's path.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email
 import email.policy
 import json
+import re
 from email.message import EmailMessage
 
 import pytest
@@ -23,6 +26,7 @@ from tests.conftest import ALIAS_DOMAIN, Conversation, Received, compose, open_c
 from storage.models import Message
 
 STAFF_EMAIL = "staff@sellershop.example"
+_BASE64_LINE = re.compile(rb"^[A-Za-z0-9+/]+=*$")
 SMTP = email.policy.SMTP
 
 
@@ -43,9 +47,27 @@ def spellings(address: str) -> list[str]:
     return [address, f"{local}%40{domain}", f"{local}&#64;{domain}"]
 
 
+def base64_blocks(data: bytes) -> list[bytes]:
+    """Every run of lines that looks like base64, decoded, wherever it stands."""
+    blocks, run = [], []
+    for line in data.splitlines() + [b""]:
+        if len(line) >= 8 and _BASE64_LINE.match(line):
+            run.append(line)
+            continue
+        joined = b"".join(run)
+        run = []
+        try:
+            blocks.append(base64.b64decode(joined + b"=" * (-len(joined) % 4)))
+        except binascii.Error:  # a line of plain words that only looked like base64
+            continue
+    return blocks
+
+
 def searchable(received: Received) -> list[str]:
-    """The raw bytes, every header decoded, and every leaf part decoded, all lower-cased."""
+    """The raw bytes, every header decoded, every leaf part decoded and every
+    base64 block decoded, all lower-cased."""
     texts = [received.data.decode("utf-8", errors="replace")]
+    texts.extend(b.decode("utf-8", errors="replace") for b in base64_blocks(received.data))
     for part in received.message.walk():
         texts.extend(f"{name}: {value}" for name, value in part.items())
         if part.preamble:
@@ -350,8 +372,10 @@ def listed(relay) -> list[dict]:
 
 
 async def test_one_acknowledgment_per_buyer_message(relay, sink, conv):
+    sent_ids = set()
     for n in (1, 2):
         data = compose(sender=conv.buyer_email, to=conv.seller_alias, subject=f"Question {n}")
+        sent_ids.add(email.message_from_bytes(data, policy=email.policy.default)["Message-ID"])
         await send(relay.server.port, conv.buyer_email, [conv.seller_alias], data)
     assert await notices(relay) == 2  # committed with the message, before the 250
     await sink.handler.wait_for(4)
@@ -365,6 +389,8 @@ async def test_one_acknowledgment_per_buyer_message(relay, sink, conv):
         assert msg["Auto-Submitted"] == "auto-replied"
         assert conv.order_id in msg["Subject"]
         assert_no_trace(ack, spellings(conv.seller_email) + spellings(STAFF_EMAIL))
+    # Each answers the buyer's message as the buyer sent it, so it threads there.
+    assert {ack.message["In-Reply-To"] for ack in acks} == sent_ids
 
 
 async def test_seller_messages_get_no_acknowledgment(relay, sink, conv):
@@ -398,3 +424,42 @@ async def test_auto_reply_is_delivered_unacknowledged_and_needs_no_response(rela
     assert newest["subject"] == "A real question" and newest["response_needed"] is True
     await sink.handler.wait_for(3)
     assert len(sink.handler.to(conv.buyer_email)) == 1
+
+
+# --- odd MIME that once let an address through --------------------------------
+
+def odd_messages(conv: Conversation) -> dict[str, bytes]:
+    who, to = conv.buyer_email.encode(), conv.seller_alias.encode()
+    b64_inner = base64.b64encode(b"From: " + who + b"\r\nSubject: old\r\n\r\nwritten by " + who + b"\r\n")
+    encoded_word = b"=?utf-8?b?" + base64.b64encode(who) + b"?="
+    head = b"From: " + who + b"\r\nTo: " + to + b"\r\nSubject: Order " + conv.order_id.encode() + b"\r\n"
+    mixed = head + b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
+    return {
+        "multipart-without-boundaries": head + b"Content-Type: multipart/mixed; boundary=BB\r\n\r\n"
+                                        b"reach me at " + who + b"\r\n",
+        "base64-that-is-not": head + b"Content-Transfer-Encoding: base64\r\n\r\nreach me at " + who + b"\r\n",
+        "unquoted-at-in-filename": mixed + b"--BB\r\nContent-Type: text/plain\r\n\r\nhello\r\n--BB\r\n"
+                                   b"Content-Type: application/pdf\r\nContent-Disposition: attachment; filename="
+                                   + who + b".pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--BB--\r\n",
+        "base64-attached-message": mixed + b"--BB\r\nContent-Type: text/plain\r\n\r\nsee below\r\n--BB\r\n"
+                                   b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                                   + b64_inner + b"\r\n--BB--\r\n",
+        "glued-encoded-word": mixed + b"--BB\r\nContent-Type: text/plain\r\nContent-Description: "
+                              + encoded_word + b"x\r\n\r\nhello\r\n--BB--\r\n",
+        "address-in-preamble": mixed + b"written by " + who + b"\r\n--BB\r\nContent-Type: text/plain\r\n\r\n"
+                               b"hello\r\n--BB--\r\nepilogue by " + who + b"\r\n",
+        "utf16-label-on-ascii": head + b"Content-Type: text/plain; charset=utf-16\r\n\r\nreach me at " + who + b"\r\n",
+    }
+
+
+@pytest.mark.parametrize("case", ["multipart-without-boundaries", "base64-that-is-not", "unquoted-at-in-filename",
+                                  "base64-attached-message", "glued-encoded-word", "address-in-preamble",
+                                  "utf16-label-on-ascii"])
+async def test_odd_mime_carries_no_trace(relay, sink, conv, case):
+    data = odd_messages(conv)[case]
+    errors, response = await send(relay.server.port, conv.buyer_email, [conv.seller_alias], data)
+    assert errors == {} and response.startswith("2.0.0")
+    await sink.handler.wait_for(2)
+    [delivered] = sink.handler.to(conv.seller_email)
+    assert_no_trace(delivered, [*spellings(conv.buyer_email), "buyermail"])
+    assert b"=?utf-8?b?" + base64.b64encode(conv.buyer_email.encode()) not in delivered.data

@@ -128,23 +128,35 @@ async def test_sigkill_with_the_sink_down_loses_nothing(tmp_path, relays):
         await sink.close()
 
 
+class BlackHole:
+    """A mail server that accepts connections and never says a word: deliveries hang."""
+
+    def __init__(self):
+        self.held: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self, port: int) -> BlackHole:
+        async def swallow(_reader, writer):
+            self.held.append(writer)
+        self.server = await asyncio.start_server(swallow, "127.0.0.1", port)
+        return self
+
+    def close(self) -> None:
+        self.server.close()
+        for writer in self.held:
+            writer.close()
+
+
 async def test_sigkill_during_delivery_is_recovered_on_restart(tmp_path, relays):
     """The crash hits while every entry is leased: the restart must not wait out the lease."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def black_hole(reader, writer):  # accepts and never says a word
-        held.append(writer)
-
     sink_port = free_port()
-    hole = await asyncio.start_server(black_hole, "127.0.0.1", sink_port)
+    hole = await BlackHole().start(sink_port)
     path, conv = prepare(tmp_path, sink_port)
     relay = await relays(path)
     subjects = await send_many(relay.port, conv, 5)
     await wait_until(lambda: states(path) == ["active"] * 5)
     await relay.stop(signal.SIGKILL)
     hole.close()
-    for writer in held:
-        writer.close()
     sink = await start_sink(sink_port)
     try:
         await relays(path)
@@ -160,6 +172,41 @@ async def test_sigterm_exits_zero(tmp_path, relays, sink):
     await idle.connect()  # an idle session must not hold the shutdown up
     assert await relay.stop(signal.SIGTERM) == 0
     assert "Traceback" not in relay.log()
+
+
+async def test_sigterm_during_a_stuck_delivery_exits_zero_and_requeues(tmp_path, relays):
+    sink_port = free_port()
+    hole = await BlackHole().start(sink_port)
+    path, conv = prepare(tmp_path, sink_port)
+    relay = await relays(path)
+    subjects = await send_many(relay.port, conv, 2)
+    await wait_until(lambda: states(path) == ["active"] * 2)
+    # The delivery timeout (60 s) is far longer than the wait: the stop must cut it short.
+    assert await relay.stop(signal.SIGTERM) == 0
+    assert sql(path, "SELECT state, attempts, lease_owner FROM queue") == [("queued", 0, None)] * 2
+    hole.close()
+    sink = await start_sink(sink_port)
+    try:
+        await relays(path)
+        await expect_all_delivered(sink, subjects)
+    finally:
+        await sink.close()
+
+
+async def test_a_busy_port_is_one_clear_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path, _ = prepare(tmp_path, free_port())
+        path.write_text(path.read_text().replace("port = 0", f"port = {port}", 1))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "relay", "--config", str(path), "serve",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 1
+    assert "Traceback" not in err.decode()
+    assert f"cannot listen on 127.0.0.1:{port}" in err.decode().splitlines()[-1]
 
 
 async def test_sigterm_lets_a_transaction_in_flight_finish(tmp_path, relays, sink):
