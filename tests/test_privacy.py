@@ -22,8 +22,8 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import ALIAS_DOMAIN, Conversation, Received, compose, open_conversation, run_cli, send
 from storage.models import Message
+from tests.conftest import ALIAS_DOMAIN, Conversation, Received, compose, open_conversation, run_cli, send
 
 STAFF_EMAIL = "staff@sellershop.example"
 _BASE64_LINE = re.compile(rb"^[A-Za-z0-9+/]+=*$")
@@ -42,6 +42,12 @@ def conv(relay) -> Conversation:
     return conversation
 
 
+def listed(relay) -> list[dict]:
+    code, out = run_cli(relay.config_path, "message", "list")
+    assert code == 0
+    return [json.loads(line) for line in out.splitlines()]
+
+
 def spellings(address: str) -> list[str]:
     local, domain = address.split("@")
     return [address, f"{local}%40{domain}", f"{local}&#64;{domain}"]
@@ -53,6 +59,8 @@ def base64_blocks(data: bytes) -> list[bytes]:
     for line in data.splitlines() + [b""]:
         if len(line) >= 8 and _BASE64_LINE.match(line):
             run.append(line)
+            continue
+        if not run:
             continue
         joined = b"".join(run)
         run = []
@@ -340,7 +348,7 @@ async def test_buyer_subject_without_order_id_gets_it(relay, sink, conv):
                          message_id="<s1@buyermail.example>", subject="Where is my parcel?")
     subject = got.message["Subject"]
     assert subject.startswith("Where is my parcel?") and conv.order_id in subject
-    [row] = json.loads("[" + ",".join(run_cli(relay.config_path, "message", "list")[1].splitlines()) + "]")
+    [row] = listed(relay)
     assert row["subject"] == "Where is my parcel?"  # the log keeps what the buyer wrote
 
 
@@ -363,12 +371,6 @@ async def test_seller_subject_is_unchanged(relay, sink, conv):
 async def notices(relay) -> int:
     return await relay.db.read(lambda c: c.execute(
         select(func.count()).select_from(Message).where(Message.kind == "notice")).scalar_one())
-
-
-def listed(relay) -> list[dict]:
-    code, out = run_cli(relay.config_path, "message", "list")
-    assert code == 0
-    return [json.loads(line) for line in out.splitlines()]
 
 
 async def test_one_acknowledgment_per_buyer_message(relay, sink, conv):
