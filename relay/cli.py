@@ -207,8 +207,11 @@ def cmd_init(args, config: Config) -> int:
 
 
 def cmd_serve(args, config: Config) -> int:
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
     if not args.verbose:
-        logging.getLogger().setLevel(logging.INFO)
+        # aiosmtpd logs every command at INFO: a line per command is costly
+        # and belongs to debugging, not to a running relay.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
     asyncio.run(serve(config))
     return 0
 

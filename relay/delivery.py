@@ -161,21 +161,33 @@ class DeliveryWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        await self._recover_dead_owners()
-        lease = timedelta(seconds=self.settings.lease_seconds)
+        recovered = False
         while not self._stopping:
-            free = self.settings.concurrency - len(self._inflight)
-            if free <= 0:
-                await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
-                continue
-            self._wake.clear()  # before claiming, so a wake-up during the claim is not lost
-            claimed = await self.db.write(lambda c: q.claim(c, self.owner, lease, free))
-            for entry in claimed:
-                task = asyncio.create_task(self._deliver(entry))
-                self._inflight.add(task)
-                task.add_done_callback(self._done)
-            if len(claimed) < free:
-                await self._sleep()
+            try:
+                if not recovered:
+                    await self._recover_dead_owners()
+                    recovered = True
+                await self._step()
+            except Exception:  # the database failed us: the queue is safe in it, try again soon
+                log.exception("delivery worker: database error; retrying in %.1f s",
+                              self.settings.poll_interval)
+                await asyncio.sleep(self.settings.poll_interval)
+
+    async def _step(self) -> None:
+        """Claim what is due into the free delivery slots, then wait for more work."""
+        free = self.settings.concurrency - len(self._inflight)
+        if free <= 0:
+            await asyncio.wait(set(self._inflight), return_when=asyncio.FIRST_COMPLETED)
+            return
+        lease = timedelta(seconds=self.settings.lease_seconds)
+        self._wake.clear()  # before claiming, so a wake-up during the claim is not lost
+        claimed = await self.db.write(lambda c: q.claim(c, self.owner, lease, free))
+        for entry in claimed:
+            task = asyncio.create_task(self._deliver(entry))
+            self._inflight.add(task)
+            task.add_done_callback(self._done)
+        if len(claimed) < free:
+            await self._sleep()
 
     async def _recover_dead_owners(self) -> None:
         """Release at once what a crashed process on this host held, not after its lease."""

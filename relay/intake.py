@@ -156,7 +156,7 @@ class Intake:
             id_map=id_map,
             subject=new_subject,
         )
-        delivered = rewrite(final.message, plan)
+        delivered = rewrite(final.message, plan, final.raw)
         recipient = thread.buyer_email if party is Party.BUYER else thread.seller_email
         record = NewMessage(
             kind="conversation", thread_id=thread.id, direction=txn.direction.value,

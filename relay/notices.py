@@ -7,7 +7,8 @@ nothing ever answers it automatically).
 `dsn(...)` is an RFC 3464 delivery status notification (multipart/report)
 from MAILER-DAEMON at the alias domain, to the original sender: the
 recipient is named only by alias, the remote server's text is scrubbed of
-every real address and host name, and only the sender's own headers are
+every real address, host name and IP address (and of the recipient's
+mailbox name where it stands alone), and only the sender's own headers are
 returned.
 """
 
@@ -20,10 +21,12 @@ from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, localtime
 
-from aliasing.addresses import replace_addresses
+from aliasing.addresses import replace_addresses, try_parse
 from relay.rewrite import serialize
 
 _HOSTLIKE = re.compile(r"\b(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b|\[?\b\d{1,3}(?:\.\d{1,3}){3}\b\]?")
+# Two or more colons between hex groups: IPv6 (also hits clock times, which may go too).
+_IPV6 = re.compile(r"\[?(?:IPv6:)?[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:%\w+)?\]?", re.IGNORECASE)
 _EMAIL = re.compile(r"[^\s<>\"'@]+@[^\s<>\"'@]+")
 
 
@@ -102,13 +105,23 @@ def scrub_diagnostic(text: str, scrub: dict[str, str]) -> str:
     aliased = replace_addresses(one_line, scrub)
     keep = set(scrub.values())
     masked = _EMAIL.sub(lambda m: m.group(0) if m.group(0) in keep else "<address removed>", aliased)
+    mailboxes = {a.local.lower(): alias for real, alias in scrub.items() if (a := try_parse(real))}
     parts = []
     for chunk in re.split(r"(<address removed>|\S+@\S+)", masked):
         if "@" in chunk or chunk == "<address removed>":
             parts.append(chunk)
         else:
-            parts.append(_HOSTLIKE.sub("[host]", chunk))
+            parts.append(_mask_words(chunk, mailboxes))
     return "".join(parts)[:400] or "delivery failed"
+
+
+def _mask_words(chunk: str, mailboxes: dict[str, str]) -> str:
+    """Hosts and IP addresses out; a mailbox named alone (`jane... User unknown`) aliased."""
+    chunk = _IPV6.sub("[host]", chunk)
+    chunk = _HOSTLIKE.sub("[host]", chunk)
+    for local, alias in mailboxes.items():
+        chunk = re.sub(rf"(?<![\w.+-]){re.escape(local)}(?![\w+-])", alias, chunk, flags=re.IGNORECASE)
+    return chunk
 
 
 def _fields(pairs: list[tuple[str, str]]) -> Message:

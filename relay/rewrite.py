@@ -29,6 +29,7 @@ from __future__ import annotations
 import binascii
 import email
 import email.policy
+from email import errors
 import quopri
 import re
 from dataclasses import dataclass
@@ -112,7 +113,13 @@ def address_variants(mapping: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def rewrite(message: EmailMessage, plan: RewritePlan) -> bytes:
+def rewrite(message: EmailMessage, plan: RewritePlan, raw: bytes | None = None) -> bytes:
+    """The bytes to deliver. `raw`, when given, is what `message` was parsed from.
+
+    When the scrub changes nothing below the top-level headers (the usual
+    case), the body goes out exactly as it came in after the new header
+    block: writing it out again would cost more than all the rest.
+    """
     mapping = address_variants(plan.address_map)
     in_reply_to, references = thread_headers(message, plan.id_map)
     kept = _kept_headers(message, KEPT_HEADERS, mapping)
@@ -130,30 +137,60 @@ def rewrite(message: EmailMessage, plan: RewritePlan) -> bytes:
     for name, value in kept:
         if value:
             _set_header(message, name, value)
-    _scrub_parts(message, mapping)
+    changed = _scrub_parts(message, mapping)
+    body = None if changed or raw is None else _raw_body(message, raw)
+    if body is not None:
+        head = _header_block(message)
+        if head is not None:
+            return head + body
     return serialize(message)
 
 
-def _scrub_parts(message: EmailMessage, mapping: dict[str, str]) -> None:
+def _raw_body(message: EmailMessage, raw: bytes) -> bytes | None:
+    """The body as received, if the header block ends unambiguously."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0 or any(isinstance(d, errors.MissingHeaderBodySeparatorDefect) for d in message.defects):
+        return None
+    head = raw[:end + 2]
+    if head.count(b"\n") != head.count(b"\r\n") or head.count(b"\r") != head.count(b"\r\n"):
+        return None  # bare CR or LF: the parser may have ended the headers elsewhere
+    return raw[end + 2:]
+
+
+def _header_block(message: EmailMessage) -> bytes | None:
+    for policy in (email.policy.SMTP, email.policy.SMTPUTF8):
+        try:
+            return b"".join(policy.fold_binary(name, value) for name, value in message.raw_items())
+        except Exception:  # the email package's errors on odd input vary
+            continue
+    return None
+
+
+def _scrub_parts(message: EmailMessage, mapping: dict[str, str]) -> bool:
+    """Scrub every part below the top; True if anything was changed."""
+    changed = False
     # walk() reads a part's children only after yielding the part, so the
     # headers of an attached message are filtered before it is visited.
     for part in message.walk():
         if part is not message:
-            _scrub_headers(part, mapping)
+            changed |= _scrub_headers(part, mapping)
         content_type = part.get_content_type()
         if content_type in _ATTACHED_MESSAGES and isinstance(part.get_payload(), list):
+            changed = True
             _decode_attached(part)
             for inner in part.get_payload():
                 _filter_headers(inner, NESTED_KEPT, mapping)
         if part.is_multipart():
-            if part.preamble:
-                part.preamble = replace_addresses(part.preamble, mapping)
-            if part.epilogue:
-                part.epilogue = replace_addresses(part.epilogue, mapping)
+            for side in ("preamble", "epilogue"):
+                text = getattr(part, side)
+                if text and replace_addresses(text, mapping) != text:
+                    setattr(part, side, replace_addresses(text, mapping))
+                    changed = True
         elif content_type.partition("/")[0] in ("text", "multipart", "message"):
             # multipart and message here are containers the parser could not
             # split (no boundary found): their body is text to mail programs.
-            _scrub_text(part, mapping)
+            changed |= _scrub_text(part, mapping)
+    return changed
 
 
 def _decode_attached(part: EmailMessage) -> None:
@@ -175,12 +212,12 @@ def _decode_attached(part: EmailMessage) -> None:
     del part["Content-Transfer-Encoding"]
 
 
-def _scrub_text(part: EmailMessage, mapping: dict[str, str]) -> None:
+def _scrub_text(part: EmailMessage, mapping: dict[str, str]) -> bool:
     text = decoded_text(part)
     scrubbed = replace_addresses(text, mapping)
     if scrubbed == text:
         if _plainly_decoded(part):
-            return
+            return False
         # The text as decoded names no one; a body that is not valid in its
         # charset or transfer encoding may still show an address elsewhere.
         for form in _body_forms(part):
@@ -189,7 +226,7 @@ def _scrub_text(part: EmailMessage, mapping: dict[str, str]) -> None:
                 scrubbed = replace_addresses(as_text, mapping)
                 break
         else:
-            return
+            return False
     saved = [(name, value) for name, raw in part.raw_items()
              if name.lower() in _PART_HEADERS_KEPT and (value := _decoded(part, name, raw))]
     params = {k: collapse_rfc2231_value(v) for k in _TEXT_PARAMS_KEPT
@@ -201,6 +238,7 @@ def _scrub_text(part: EmailMessage, mapping: dict[str, str]) -> None:
     part.set_content(scrubbed, subtype=subtype, charset="utf-8", params=params)
     for name, value in saved:
         _set_header(part, name, value)
+    return True
 
 
 def _plainly_decoded(part: EmailMessage) -> bool:
@@ -237,11 +275,11 @@ def _body_forms(part: EmailMessage) -> list[bytes]:
     return forms
 
 
-def _scrub_headers(part: EmailMessage, mapping: dict[str, str]) -> None:
+def _scrub_headers(part: EmailMessage, mapping: dict[str, str]) -> bool:
     """A part's own headers, rewritten only if one names a real address."""
     raw_items = list(part.raw_items())
     if not any(_names_anyone(part, name, raw, mapping) for name, raw in raw_items):
-        return
+        return False
     # Even a name can carry an address in a header block the parser read
     # from a malformed body (message/delivery-status).
     cleaned = [(replace_addresses(name, mapping), _clean_value(part, name, raw, mapping))
@@ -251,6 +289,7 @@ def _scrub_headers(part: EmailMessage, mapping: dict[str, str]) -> None:
     for name, value in cleaned:
         if value:
             _set_header(part, name, value)
+    return True
 
 
 def _filter_headers(part: EmailMessage, allowed: frozenset[str], mapping: dict[str, str]) -> None:

@@ -6,6 +6,8 @@ adds to aiosmtpd:
 
 - the PIPELINING keyword in the EHLO answer (aiosmtpd reads pipelined
   commands already) next to SIZE, 8BITMIME and SMTPUTF8;
+- DATA read in large chunks (`relay.smtp_data`) rather than aiosmtpd's
+  line at a time, with the same end-of-data and limit rules;
 - over-size mail answered `552 5.3.4` (aiosmtpd's own text has no
   enhanced status code), both at `MAIL ... SIZE=` and after DATA;
 - an exception in a hook answered 451 with no detail (aiosmtpd would
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from aliasing.addresses import try_parse
-from relay import replies
+from relay import replies, smtp_data
 from relay.intake import Intake, Transaction
+from relay.smtp_data import DataState
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,32 @@ class RelaySMTP(SMTP):
             status = str(replies.R552_TOO_BIG)
         await super().push(status)
 
+    async def smtp_DATA(self, arg: str) -> None:
+        if self._reader is None or not smtp_data.supported(self._reader):
+            await super().smtp_DATA(arg)
+            return
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        result = await smtp_data.read_data(self._reader, self.data_size_limit, self.line_length_limit)
+        if result.state is DataState.CLOSED:
+            return
+        if result.state is not DataState.OK:
+            self._set_post_data_state()
+            await self.push(str(replies.R552_TOO_BIG) if result.state is DataState.TOO_MUCH
+                            else "500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)")
+            return
+        self.envelope.content = self.envelope.original_content = result.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push(status)
+
     def close_idle(self) -> None:
         in_transaction = self.envelope is not None and self.envelope.mail_from is not None
         if not (self.busy or in_transaction) and self.transport is not None:
@@ -121,10 +151,14 @@ class SmtpServer:
                          enable_SMTPUTF8=True, hostname=self.hostname, ident="Marketplace Relay",
                          timeout=self.timeout, loop=asyncio.get_running_loop())
 
-    async def start(self) -> tuple[str, int]:
+    async def start(self, sock: socket.socket | None = None) -> tuple[str, int]:
+        """Listen on host:port, or on `sock` when a supervisor bound it for several processes."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, host=self.host, port=self.port,
-                                                reuse_address=True)
+        if sock is not None:
+            self._server = await loop.create_server(self._protocol, sock=sock)
+        else:
+            self._server = await loop.create_server(self._protocol, host=self.host, port=self.port,
+                                                    reuse_address=True)
         sockname = self._server.sockets[0].getsockname()
         self.port = sockname[1]
         log.info("SMTP listening on %s:%d", sockname[0], sockname[1])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiosmtpd.smtp import SMTP as AioSMTP
 
+from relay.notices import scrub_diagnostic
 from tests.conftest import (ALIAS_DOMAIN, Received, SinkHandler, compose, open_conversation, run_cli,
                             send, sql, wait_until)
 
@@ -103,18 +104,19 @@ def check_dsn(dsn: Received, *, to: str, alias: str, status: str, secrets: list[
 async def test_4xx_is_retried_and_delivered_once(relay_factory, mailbox):
     app = await relay_factory(smarthost_port=mailbox.port)
     conv = open_conversation(app.config_path)
-    mailbox.fail_next[conv.buyer_email] = [TRY_LATER, TRY_LATER]
+    mailbox.fail_always[conv.buyer_email] = TRY_LATER  # until the test has seen it deferred twice
     await seller_writes(app, conv)
-    await wait_until(lambda: len(mailbox.refused) >= 1)
-    assert await wait_until(lambda: [r["status"] for r in listed(app)] == ["deferred"])
+    await wait_until(lambda: [r["status"] for r in listed(app)] == ["deferred"])
+    await wait_until(lambda: len(mailbox.refused) >= 2)
+    del mailbox.fail_always[conv.buyer_email]
     await mailbox.wait_for(1)
     await wait_until(lambda: queue_states(app, "conversation") == ["delivered"])
     assert [r["status"] for r in listed(app)] == ["delivered"]
-    assert len(mailbox.refused) == 2 and len(mailbox.messages) == 1
+    assert len(mailbox.messages) == 1
     assert mailbox.messages[0].rcpt_tos == [conv.buyer_email]
-    assert status_history(app) == ["queued", "deferred", "deferred", "delivered"]
-    [(attempts,)] = sql(app.config_path, "SELECT attempts FROM queue")
-    assert attempts == 3
+    failures = len(mailbox.refused)
+    assert status_history(app) == ["queued"] + ["deferred"] * failures + ["delivered"]
+    assert sql(app.config_path, "SELECT attempts FROM queue") == [(failures + 1,)]
     assert status_history(app, "dsn") == []
 
 
@@ -183,3 +185,38 @@ async def test_max_age_bounces_with_a_dsn(relay_factory, mailbox):
                                                "ON m.id = q.message_id WHERE m.kind = 'conversation'")
     assert state == "bounced" and attempts >= 3  # tries at 0, 1, 2 and the deadline at 3 s
     assert len(mailbox.refused) == attempts
+
+
+async def test_worker_outlives_a_database_error(relay_factory, mailbox):
+    """The queue table vanishes for a moment (a real SQLite error): delivery resumes after."""
+    app = await relay_factory(smarthost_port=mailbox.port)
+    conv = open_conversation(app.config_path)
+    await asyncio.sleep(0.6)  # the worker is in its loop
+    sql(app.config_path, "ALTER TABLE queue RENAME TO queue_away")
+    await asyncio.sleep(1.5)  # the worker polls every 0.5 s and fails each time
+    sql(app.config_path, "ALTER TABLE queue_away RENAME TO queue")
+    await seller_writes(app, conv)
+    [got] = await mailbox.wait_for(1)
+    assert got.rcpt_tos == [conv.buyer_email]
+
+
+REAL = "jbuyer7@buyermail.example"
+ALIAS = f"45470d19bfaf0abe@{ALIAS_DOMAIN}"
+
+
+@pytest.mark.parametrize("remote", [
+    f"550 5.1.1 <{REAL}>: Recipient address rejected: User unknown in virtual mailbox table",
+    f"550 5.1.1 <{REAL.upper()}>... User unknown",
+    "550 5.1.1 jbuyer7... User unknown",                       # sendmail names the mailbox alone
+    "550 5.2.1 mailbox JBuyer7 is disabled",
+    "550 5.1.1 unknown user at mx.buyermail.example [192.0.2.1]",
+    "550 5.1.1 unknown user at mail2.buyermail.example [IPv6:2001:db8::25]",
+    "550 5.1.1 host 2001:db8:0:1::25 said: no such user",
+    "550 5.7.1 <other.person@buyermail.example> forwarding loop",
+    "550-5.1.1 The account does not exist.\r\n550 5.1.1 https://support.buyermail.example/ x7si mx.buyermail.example",
+])
+def test_dsn_reason_keeps_nothing_of_the_real_recipient(remote):
+    reason = scrub_diagnostic(remote, {REAL: ALIAS})
+    for secret in ("jbuyer7", "buyermail", "192.0.2.1", "2001:db8", "other.person"):
+        assert secret not in reason.lower(), (secret, reason)
+    assert reason.startswith("550")
