@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import aiosmtplib
+from sqlalchemy import select
 
 from aliasing.addresses import parse_address
 from relay.notices import Sender, dsn, header_block
@@ -34,10 +35,12 @@ from relay.routing import RouteError, Router
 from storage import queue as q
 from storage.db import Database
 from storage.messages import NewDelivery, NewMessage, log_message
-from storage.models import Message
+from storage.models import Message, MessageBody
 from storage.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+messages = Message.__table__
+bodies = MessageBody.__table__
 
 
 @dataclass(frozen=True)
@@ -258,8 +261,10 @@ class DeliveryWorker:
             return
         if not entry.envelope_from or entry.kind != "conversation":
             return  # never bounce a bounce or a notice
-        original = conn.execute(Message.__table__.select().where(
-            Message.__table__.c.id == entry.message_id)).first()
+        original = conn.execute(
+            select(messages.c.mail_from, messages.c.received_at, bodies.c.original)
+            .join(bodies, bodies.c.message_id == messages.c.id)
+            .where(messages.c.id == entry.message_id)).first()
         data = dsn(self.sender, to=original.mail_from, recipient_alias=entry.recipient_alias or "",
                    status=outcome.status, diagnostic=outcome.error,
                    original_headers=header_block(original.original),

@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from storage.models import Attachment, Message, MessageEvent, QueueEntry, Seller, SellerAddress, Thread, ThreadAsin
+from storage.models import Attachment, Message, MessageBody, MessageEvent, QueueEntry, Seller, SellerAddress, Thread, ThreadAsin
 from storage.timeutil import to_iso, utcnow
 
 messages = Message.__table__
+bodies = MessageBody.__table__
 attachments = Attachment.__table__
 events = MessageEvent.__table__
 queue = QueueEntry.__table__
@@ -76,10 +77,12 @@ def log_message(conn: Connection, msg: NewMessage) -> int:
         thread_id=msg.thread_id, kind=msg.kind, direction=msg.direction, mail_from=msg.mail_from,
         rcpt_to=json.dumps(msg.rcpt_to), header_from=msg.header_from, subject=msg.subject,
         orig_message_id=msg.orig_message_id, relay_message_id=msg.relay_message_id,
-        original=msg.original, delivered=msg.delivered, status=msg.status, rule=msg.rule,
+        status=msg.status, rule=msg.rule,
         reason=msg.reason, excerpt=msg.excerpt, warning=msg.warning,
         attachment_count=len(msg.attachments), auto_reply=msg.auto_reply,
         no_response_needed=False, received_at=now, updated_at=now)).inserted_primary_key[0]
+    conn.execute(insert(bodies).values(message_id=message_id, original=msg.original,
+                                       delivered=msg.delivered))
     if msg.attachments:
         conn.execute(insert(attachments), [dict(message_id=message_id, filename=a.filename,
                                                 content_type=a.content_type, size=a.size,

@@ -9,9 +9,9 @@ given plus a lower-case `*_key` column that lookups use.
   address, plus alternates that can be disabled).
 - `threads`, `thread_asins`: one conversation per order, with the two
   aliases handed out for it.
-- `messages`: every message that reached DATA, accepted or refused, with
-  original and delivered bytes; `attachments` and `message_events` (status
-  history) hang off it. Acknowledgments and DSNs are messages too, of
+- `messages`: every message that reached DATA, accepted or refused; its
+  original and delivered bytes are in `message_bodies`, and `attachments`
+  and `message_events` (status history) hang off it too. Acknowledgments and DSNs are messages too, of
   another `kind`.
 - `queue`: one entry per message and recipient, the only bridge from
   acceptance to delivery.
@@ -88,8 +88,6 @@ class Message(Base):
     subject: Mapped[str | None] = mapped_column(Text)
     orig_message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     relay_message_id: Mapped[str | None] = mapped_column(String(998), unique=True)
-    original: Mapped[bytes] = mapped_column(LargeBinary)
-    delivered: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), index=True)
     rule: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -101,6 +99,19 @@ class Message(Base):
     replied_at: Mapped[datetime | None] = mapped_column(DateTime)
     received_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MessageBody(Base):
+    """The bytes of a message, apart from its row in `messages`.
+
+    Kept in a table of their own so that the frequent small updates of a
+    message (status, replied) do not rewrite megabytes of body each time.
+    """
+
+    __tablename__ = "message_bodies"
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
+    original: Mapped[bytes] = mapped_column(LargeBinary)
+    delivered: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Attachment(Base):

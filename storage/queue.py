@@ -25,12 +25,13 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from storage.models import Message, MessageEvent, QueueEntry
+from storage.models import Message, MessageBody, MessageEvent, QueueEntry
 from storage.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 queue = QueueEntry.__table__
 messages = Message.__table__
+bodies = MessageBody.__table__
 events = MessageEvent.__table__
 
 MAX_LEASE_EXPIRIES = 5
@@ -82,8 +83,9 @@ def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Cl
     result = conn.execute(
         select(queue.c.id, queue.c.message_id, queue.c.envelope_from, queue.c.recipient,
                queue.c.recipient_alias, queue.c.attempts, queue.c.created_at, m.c.kind,
-               m.c.mail_from, m.c.thread_id, m.c.delivered)
-        .join(m, m.c.id == queue.c.message_id).where(queue.c.id.in_(ids)))
+               m.c.mail_from, m.c.thread_id, bodies.c.delivered)
+        .join(m, m.c.id == queue.c.message_id)
+        .join(bodies, bodies.c.message_id == queue.c.message_id).where(queue.c.id.in_(ids)))
     return [Claimed(id=r.id, message_id=r.message_id, envelope_from=r.envelope_from,
                     recipient=r.recipient, recipient_alias=r.recipient_alias, attempts=r.attempts,
                     created_at=r.created_at, kind=r.kind, mail_from=r.mail_from,

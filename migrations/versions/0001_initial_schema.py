@@ -73,8 +73,6 @@ def upgrade() -> None:
     sa.Column('subject', sa.Text(), nullable=True),
     sa.Column('orig_message_id', sa.String(length=998), nullable=True),
     sa.Column('relay_message_id', sa.String(length=998), nullable=True),
-    sa.Column('original', sa.LargeBinary(), nullable=False),
-    sa.Column('delivered', sa.LargeBinary(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('rule', sa.String(length=64), nullable=True),
     sa.Column('reason', sa.Text(), nullable=True),
@@ -97,6 +95,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_messages_status'), ['status'], unique=False)
         batch_op.create_index('ix_messages_thread_received', ['thread_id', 'received_at'], unique=False)
 
+    op.create_table('message_bodies',
+    sa.Column('message_id', sa.Integer(), nullable=False),
+    sa.Column('original', sa.LargeBinary(), nullable=False),
+    sa.Column('delivered', sa.LargeBinary(), nullable=True),
+    sa.ForeignKeyConstraint(['message_id'], ['messages.id'], ),
+    sa.PrimaryKeyConstraint('message_id')
+    )
     op.create_table('thread_asins',
     sa.Column('thread_id', sa.Integer(), nullable=False),
     sa.Column('asin', sa.String(length=16), nullable=False),
@@ -173,6 +178,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_thread_asins_asin'))
 
     op.drop_table('thread_asins')
+    op.drop_table('message_bodies')
     with op.batch_alter_table('messages', schema=None) as batch_op:
         batch_op.drop_index('ix_messages_unreplied')
         batch_op.drop_index('ix_messages_thread_received')
