@@ -113,6 +113,13 @@ class CellResult:
             return None
         return self.cpu_seconds * 1000 / self.delivered
 
+    @property
+    def cores(self) -> float | None:
+        """CPU cores the system kept busy on average while it worked."""
+        if self.cpu_seconds is None or self.deliver_seconds <= 0:
+            return None
+        return self.cpu_seconds / self.deliver_seconds
+
     def as_dict(self) -> dict:
         return {"system": self.system, "size": self.load.size, "sessions": self.load.sessions,
                 "messages": self.load.messages, "accepted": self.accepted,

@@ -1,8 +1,9 @@
 """The relay under test, set up through its own command line.
 
-`RelayInstance(root, python, sink)` writes a `relay.toml` in `root`
+`RelayInstance(root, python, port, sink)` writes a `relay.toml` in `root`
 (smarthost mode pointing at the counting sink, an SQLite file and the key
-file beside it, all other settings at their defaults), then runs, as a
+file beside it, all other settings at their defaults unless `overrides`
+sets them, e.g. `{("delivery", "concurrency"): "40"}`), then runs, as a
 user would:
 
     python -m relay --config root/relay.toml init
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,23 +34,38 @@ SELLER_EMAIL = "seller@bench-seller.example"
 BUYER_EMAIL = "buyer@bench-buyer.example"
 ORDER_ID = "112-0000000-0000001"
 
-CONFIG = """\
-# Written by bench/run.py for one benchmark run.
-[smtp]
-host = "127.0.0.1"
-port = {port}
 
-[aliases]
-domain = "marketplace.example"
-key_file = "alias.keys"
 
-[storage]
-url = "sqlite:///relay.db"
+def config_text(port: int, sink: tuple[str, int], overrides: dict[tuple[str, str], str]) -> str:
+    """relay.toml: the benchmark's settings, then `overrides` (TOML values as text)."""
+    settings = {
+        ("smtp", "host"): '"127.0.0.1"',
+        ("smtp", "port"): str(port),
+        ("aliases", "domain"): '"marketplace.example"',
+        ("aliases", "key_file"): '"alias.keys"',
+        ("storage", "url"): '"sqlite:///relay.db"',
+        ("delivery", "mode"): '"smarthost"',
+        ("delivery", "smarthost"): f'"{sink[0]}:{sink[1]}"',
+    }
+    settings.update(overrides)
+    lines = ["# Written by bench/run.py for one benchmark run."]
+    for section in dict.fromkeys(section for section, _key in settings):
+        lines.append(f"\n[{section}]")
+        lines += [f"{key} = {value}" for (sec, key), value in settings.items() if sec == section]
+    return "\n".join(lines) + "\n"
 
-[delivery]
-mode = "smarthost"
-smarthost = "{sink_host}:{sink_port}"
-"""
+
+def parse_setting(text: str) -> tuple[tuple[str, str], str]:
+    """`section.key=value` from the command line; a value that is not TOML is a string."""
+    name, sep, value = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not (sep and dot and section and key):
+        raise ValueError(f"expected SECTION.KEY=VALUE, got {text!r}")
+    try:
+        tomllib.loads(f"v = {value}")
+    except tomllib.TOMLDecodeError:
+        value = json.dumps(value)
+    return (section, key.strip()), value.strip()
 
 
 @dataclass(frozen=True)
@@ -60,8 +77,9 @@ class Conversation:
 
 class RelayInstance:
     def __init__(self, root: Path, python: str, port: int, sink: tuple[str, int],
-                 profile: Path | None = None):
+                 overrides: dict[tuple[str, str], str] | None = None, profile: Path | None = None):
         self.root = root
+        self.overrides = overrides or {}
         self.profile = profile
         self.python = python
         self.port = port
@@ -71,8 +89,7 @@ class RelayInstance:
 
     def setup(self) -> Conversation:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.config.write_text(CONFIG.format(port=self.port, sink_host=self.sink[0],
-                                             sink_port=self.sink[1]))
+        self.config.write_text(config_text(self.port, self.sink, self.overrides))
         self._cli("init")
         self._cli("seller", "add", SELLER_ID, "--email", SELLER_EMAIL, "--name", "Bench Seller")
         opened = json.loads(self._cli("thread", "open", "--seller", SELLER_ID,

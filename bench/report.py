@@ -2,7 +2,9 @@
 
 `table(results, markdown)` lays out one row per system and cell, with the
 delivered rate as a ratio to Postfix's in the same cell, the CPU time the
-system used per delivered message and how busy the machine's CPUs were. `verdicts(results)`
+system used per delivered message, how many cores that kept busy, and how
+busy all of the machine's CPUs were (the load generator and the sink
+included). `verdicts(results)`
 checks the relay against the targets: delivered messages/s of at least
 1.0x Postfix at 1 KB (10 and 50 sessions), 0.6x at 100 KB and 0.3x at
 5 MB (every session count), and no message lost in any cell. `machine()`
@@ -46,7 +48,7 @@ def _postfix_of(results: list[CellResult], r: CellResult) -> CellResult | None:
 
 def table(results: list[CellResult], markdown: bool = False) -> str:
     header = ["size", "sessions", "messages", "system", "accepted/s", "delivered/s", "lost",
-              "vs Postfix", "CPU ms/msg", "CPUs busy"]
+              "vs Postfix", "CPU ms/msg", "cores", "CPUs busy"]
     rows = []
     for r in results:
         lost = str(r.lost) + (f" ({r.null_sender} bounces)" if r.null_sender else "")
@@ -56,6 +58,7 @@ def table(results: list[CellResult], markdown: bool = False) -> str:
                      f"{r.accepted_rate:.1f}", f"{r.delivered_rate:.1f}", lost,
                      _ratio(r, _postfix_of(results, r)),
                      "n/a" if r.cpu_ms_per_message is None else f"{r.cpu_ms_per_message:.2f}",
+                     "n/a" if r.cores is None else f"{r.cores:.2f}",
                      f"{r.machine_busy * 100:.0f}%"])
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

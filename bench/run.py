@@ -40,7 +40,7 @@ from pathlib import Path
 from driver import CellResult, Load, Sink, progress, run_cell
 from postfix_instance import PostfixInstance
 from procs import BenchError, Child, find_program, free_port
-from relay_instance import RelayInstance
+from relay_instance import RelayInstance, parse_setting
 from report import SYSTEMS, machine, size_label, table, verdicts
 
 HERE = Path(__file__).resolve().parent
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds one smtp-source run may take (default 900)")
     p.add_argument("--workdir", type=Path,
                    help="folder for configs, queues and logs, kept afterwards (default: a temporary one)")
+    p.add_argument("--relay-set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="a relay.toml setting for the relay under test, e.g. delivery.concurrency=40 "
+                        "(repeatable)")
     p.add_argument("--profile-relay", type=Path, metavar="FILE",
                    help="run the relay under cProfile and write its statistics to FILE")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE")
@@ -106,6 +109,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not names or not set(names) <= set(SYSTEMS):
         p.error(f"--systems takes some of {', '.join(SYSTEMS)}")
     args.system_names = names
+    try:
+        args.relay_settings = dict(parse_setting(text) for text in args.relay_set)
+    except ValueError as exc:
+        p.error(f"--relay-set: {exc}")
     if not (args.size_bytes and (args.messages is None or args.messages > 0)):
         p.error("give at least one size, and a message count >= 1")
     return args
@@ -146,6 +153,7 @@ class Systems:
         self.stack.callback(sink.stop)
         target = ("127.0.0.1", sink.port)
         relay = RelayInstance(self.root / "relay", python, free_port(), target,
+                              overrides=self.args.relay_settings,
                               profile=self.args.profile_relay and self.args.profile_relay.resolve())
         progress("setting up the relay (init, seller add, thread open)")
         conversation = relay.setup()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from dataclasses import dataclass
 
 from aliasing.codec import KeyRing
@@ -37,7 +38,7 @@ def initialize(config: Config) -> Database:
         log.info("created alias key file %s", config.aliases.key_file)
     db = Database.open(config.storage.url)
     try:
-        upgrade(db.engine)
+        upgrade(db.write_engine)
     except Exception:
         db.close()
         raise
@@ -87,8 +88,8 @@ class App:
                             shutdown_grace=s.shutdown_grace)
         return cls(config, db, keyring, intake, server, worker)
 
-    async def start(self) -> tuple[str, int]:
-        address = await self.server.start()
+    async def start(self, sock: socket.socket | None = None) -> tuple[str, int]:
+        address = await self.server.start(sock)
         self._worker_task = asyncio.create_task(self.worker.run(), name="delivery-worker")
         return address
 
@@ -106,19 +107,21 @@ class App:
         self.db.close()
 
 
-async def serve(config: Config) -> None:
+async def serve(config: Config, sock: socket.socket | None = None, announce: bool = True) -> None:
+    """Run until SIGTERM or SIGINT; `sock` is a listener bound by the supervisor."""
     app = App.build(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
-        host, port = await app.start()
+        host, port = await app.start(sock)
     except OSError as exc:  # the port is taken, or the address is not ours
         await app.stop()
         s = config.smtp
         raise ConfigError(f"[smtp] cannot listen on {s.host}:{s.port}: {exc.strerror or exc}") from None
-    print(f"relay: listening on {host}:{port} for *@{config.aliases.domain}", flush=True)
+    if announce:
+        print(f"relay: listening on {host}:{port} for *@{config.aliases.domain}", flush=True)
     await stop.wait()
     log.info("stopping: no new connections; finishing sessions in flight")
     await app.stop()

@@ -23,6 +23,7 @@ from pathlib import Path
 from aliasing.addresses import AddressError, parse_address
 from aliasing.keys import KeyFileError, load_key_ring
 from relay import config as config_mod
+from relay import supervisor
 from relay.app import initialize, open_existing, serve
 from relay.config import Config, ConfigError
 from storage import directory, messages
@@ -212,6 +213,8 @@ def cmd_serve(args, config: Config) -> int:
         # aiosmtpd logs every command at INFO: a line per command is costly
         # and belongs to debugging, not to a running relay.
         logging.getLogger("mail.log").setLevel(logging.WARNING)
+    if config.smtp.processes > 1:
+        return supervisor.run(config, config.smtp.processes)
     asyncio.run(serve(config))
     return 0
 

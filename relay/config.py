@@ -39,6 +39,7 @@ class SmtpConfig:
     hostname: str = "relay.marketplace.example"
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_recipients: int = 20
+    processes: int = 1
     timeout: float = 300.0
     shutdown_grace: float = 30.0
 
@@ -126,6 +127,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         hostname=r.hostname("smtp", "hostname", SmtpConfig.hostname),
         max_message_bytes=r.int("smtp", "max_message_bytes", SmtpConfig.max_message_bytes, minimum=1024),
         max_recipients=r.int("smtp", "max_recipients", SmtpConfig.max_recipients, minimum=1),
+        processes=r.int("smtp", "processes", SmtpConfig.processes, minimum=1),
         timeout=r.number("smtp", "timeout", SmtpConfig.timeout),
         shutdown_grace=r.number("smtp", "shutdown_grace", SmtpConfig.shutdown_grace),
     )
@@ -146,7 +148,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         notices_from=r.address("marketplace", "notices_from", MarketplaceConfig.notices_from),
     )
     r.check_unknown(known={
-        "smtp": {"host", "port", "hostname", "max_message_bytes", "max_recipients",
+        "smtp": {"host", "port", "hostname", "max_message_bytes", "max_recipients", "processes",
                  "timeout", "shutdown_grace", "tls_cert", "tls_key", "require_tls"},
         "aliases": {"domain", "key_file"},
         "storage": {"url", "encryption_key_file"},

@@ -240,15 +240,16 @@ class DeliveryWorker:
             log.exception("queue %d: delivery attempt failed unexpectedly", entry.id)
             outcome = Temporary("internal error in the relay")
         if isinstance(outcome, Delivered):
-            await self.db.write(lambda c: q.finish(c, entry.id, self.owner, "delivered"))
-            log.info("queue %d: delivered (message %d)", entry.id, entry.message_id)
+            await self.db.write(lambda c: q.finish(c, entry.id, self.owner, "delivered",
+                                                   message_id=entry.message_id))
+            log.debug("queue %d: delivered (message %d)", entry.id, entry.message_id)
             return
         if isinstance(outcome, Temporary):
             when = next_attempt(self.settings.retry_schedule, self.settings.max_age,
                                 entry.created_at, utcnow(), entry.attempts)
             if when is not None:
                 await self.db.write(lambda c: q.finish(c, entry.id, self.owner, "deferred",
-                                                       outcome.error, when))
+                                                       outcome.error, when, entry.message_id))
                 log.info("queue %d: deferred until %s: %s", entry.id, when.isoformat(), outcome.error)
                 return
             outcome = Permanent(f"gave up after {entry.attempts} attempts: {outcome.error}", "4.4.7")
@@ -257,7 +258,7 @@ class DeliveryWorker:
         log.info("queue %d: bounced: %s", entry.id, outcome.error)
 
     def _bounce(self, conn, entry: q.Claimed, outcome: Permanent) -> None:
-        if not q.finish(conn, entry.id, self.owner, "bounced", outcome.error):
+        if not q.finish(conn, entry.id, self.owner, "bounced", outcome.error, message_id=entry.message_id):
             return
         if not entry.envelope_from or entry.kind != "conversation":
             return  # never bounce a bounce or a notice

@@ -41,16 +41,33 @@ class DatabaseError(Exception):
     """The database cannot be opened or migrated."""
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, writer: bool = False) -> Engine:
+    """An engine for reads, or (`writer`) for the transactions that write.
+
+    SQLite writers take the write lock when the transaction begins (BEGIN
+    IMMEDIATE), not at its first write: a transaction that reads and then
+    writes (claiming queue entries, opening a thread) is then atomic
+    against other processes sharing the file, instead of failing with
+    "database is locked" when another writer got in between.
+    """
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=8, max_overflow=8)
+                               pool_size=2 if writer else 8, max_overflow=2 if writer else 8)
         event.listen(engine, "connect", _sqlite_pragmas)
+        if writer:
+            event.listen(engine, "connect", _sqlite_manual_transactions)
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+
+def _sqlite_manual_transactions(dbapi_conn, _record) -> None:
+    # The driver's own BEGIN would come too late (at the first write); the
+    # engine's "begin" event issues BEGIN IMMEDIATE instead.
+    dbapi_conn.isolation_level = None
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -72,8 +89,9 @@ def upgrade(engine: Engine) -> None:
 
 
 class Database:
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, write_engine: Engine | None = None):
         self.engine = engine
+        self.write_engine = write_engine or engine
         self._readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="db-read")
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="db-write", daemon=True)
@@ -85,9 +103,10 @@ class Database:
             engine = make_engine(url)
             with engine.connect():
                 pass
+            write_engine = make_engine(url, writer=True) if url.startswith("sqlite") else engine
         except Exception as exc:  # the driver's own error types vary
             raise DatabaseError(f"cannot open database {_safe_url(url)}: {exc}") from None
-        return cls(engine)
+        return cls(engine, write_engine)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -106,7 +125,7 @@ class Database:
 
     def write_sync(self, fn: Callable[[Connection], T]) -> T:
         """For the command line: one transaction, outside any event loop."""
-        with self.engine.begin() as conn:
+        with self.write_engine.begin() as conn:
             return fn(conn)
 
     def close(self) -> None:
@@ -114,6 +133,7 @@ class Database:
         self._writer.join(timeout=30)
         self._readers.shutdown(wait=True)
         self.engine.dispose()
+        self.write_engine.dispose()
 
     def _write_loop(self) -> None:
         while True:
@@ -138,7 +158,7 @@ class Database:
     def _run_batch(self, batch: list[tuple]) -> None:
         results: list[tuple[bool, Any]] = []
         try:
-            with self.engine.begin() as conn:
+            with self.write_engine.begin() as conn:
                 for fn, _loop, _fut in batch:
                     results.append((True, fn(conn)))
         except Exception as exc:

@@ -103,8 +103,11 @@ def _park(conn: Connection, ids: list[int], now: datetime) -> None:
 
 
 def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str | None = None,
-           next_attempt_at: datetime | None = None) -> bool:
-    """Record an outcome; False if the lease was lost to another worker."""
+           next_attempt_at: datetime | None = None, message_id: int | None = None) -> bool:
+    """Record an outcome; False if the lease was lost to another worker.
+
+    `message_id`, when the caller knows it, saves a lookup on the hot path.
+    """
     assert state in ("delivered", "deferred", "bounced")
     now = utcnow()
     values = dict(state=state, lease_owner=None, lease_until=None, updated_at=now, last_error=error)
@@ -114,7 +117,8 @@ def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str |
         queue.c.id == entry_id, queue.c.lease_owner == owner, queue.c.state == "active").values(**values))
     if result.rowcount == 0:
         return False
-    message_id = conn.execute(select(queue.c.message_id).where(queue.c.id == entry_id)).scalar_one()
+    if message_id is None:
+        message_id = conn.execute(select(queue.c.message_id).where(queue.c.id == entry_id)).scalar_one()
     _update_message_status(conn, message_id, error)
     return True
 
@@ -129,12 +133,12 @@ def _update_message_status(conn: Connection, message_id: int, detail: str | None
         status = "bounced"
     else:
         status = "delivered"
-    current = conn.execute(select(messages.c.status).where(messages.c.id == message_id)).scalar_one()
-    if current == status and status != "deferred":
-        return
     now = utcnow()
-    conn.execute(update(messages).where(messages.c.id == message_id).values(status=status, updated_at=now))
-    conn.execute(insert(events).values(message_id=message_id, status=status, detail=detail, at=now))
+    changed = update(messages).where(messages.c.id == message_id).values(status=status, updated_at=now)
+    if status != "deferred":  # every deferral is an event of its own; other states once
+        changed = changed.where(messages.c.status != status)
+    if conn.execute(changed).rowcount:
+        conn.execute(insert(events).values(message_id=message_id, status=status, detail=detail, at=now))
 
 
 def release(conn: Connection, owner: str) -> int:
