@@ -43,11 +43,14 @@ class Sink:
         self.port = int(first[1])
 
     def _ask(self, command: str) -> str:
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        answer = self.process.stdout.readline()
+        try:
+            self.process.stdin.write(command + "\n")
+            self.process.stdin.flush()
+            answer = self.process.stdout.readline()
+        except OSError:
+            answer = ""
         if not answer:
-            raise BenchError("the counting sink has exited")
+            raise BenchError("the counting sink has exited (see sink.log in the work folder)")
         return answer.strip()
 
     def reset(self) -> None:

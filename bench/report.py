@@ -40,8 +40,9 @@ def _ratio(result: CellResult, baseline: CellResult | None) -> str:
 
 
 def _postfix_of(results: list[CellResult], r: CellResult) -> CellResult | None:
+    cell = (r.load.size, r.load.sessions)
     for other in results:
-        if other.system == "postfix" and (other.load.size, other.load.sessions) == (r.load.size, r.load.sessions):
+        if other.system == "postfix" and (other.load.size, other.load.sessions) == cell:
             return other
     return None
 

@@ -8,7 +8,7 @@ among them. The database keeps them consistent: a queue entry is claimed
 by one worker at a time (see `storage.queue.claim`).
 
 The parent only supervises: SIGTERM or SIGINT is passed on to every
-worker, which stops gracefully; a worker that dies without being asked is
+worker, which stops gracefully (as it does when the parent disappears); a worker that dies without being asked is
 started again (at most once a second, so a crash loop does not spin).
 The parent exits 0 once every worker has stopped after a signal, or with
 the first failure's status if workers keep failing at start.
@@ -28,6 +28,7 @@ from relay.config import Config
 
 log = logging.getLogger(__name__)
 RESTART_DELAY = 1.0
+PARENT_CHECK_INTERVAL = 0.5
 MAX_QUICK_FAILURES = 3  # workers dying this often right after start: give up
 
 
@@ -42,6 +43,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+async def _worker(serving, parent: int) -> None:
+    """Run `serving`; stop gracefully if the supervisor disappears (even by SIGKILL)."""
+    async def watch() -> None:
+        while os.getppid() == parent:
+            await asyncio.sleep(PARENT_CHECK_INTERVAL)
+        log.warning("the supervisor is gone; stopping")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await serving
+    finally:
+        watcher.cancel()
+
+
 def run(config: Config, processes: int) -> int:
     """Serve with `processes` workers; returns the exit status."""
     from relay.app import initialize, serve
@@ -49,8 +65,6 @@ def run(config: Config, processes: int) -> int:
     initialize(config).close()  # once, before forking: workers find keys and schema ready
     sock = bind(config.smtp.host, config.smtp.port)
     host, port = sock.getsockname()[:2]
-    print(f"relay: listening on {host}:{port} for *@{config.aliases.domain} "
-          f"with {processes} processes", flush=True)
     children: dict[int, float] = {}
     stopping = False
 
@@ -61,7 +75,7 @@ def run(config: Config, processes: int) -> int:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                asyncio.run(serve(config, sock=sock, announce=False))
+                asyncio.run(_worker(serve(config, sock=sock, announce=False), parent))
             except BaseException:  # noqa: BLE001 - the worker must never return into the parent's code
                 log.exception("relay worker failed")
                 code = 1
@@ -77,10 +91,13 @@ def run(config: Config, processes: int) -> int:
             except ProcessLookupError:
                 pass
 
+    parent = os.getpid()
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     for _ in range(processes):
         start_child()
+    print(f"relay: listening on {host}:{port} for *@{config.aliases.domain} "
+          f"with {processes} processes", flush=True)
     status = 0
     quick_failures = 0
     while children:
