@@ -234,6 +234,11 @@ class DeliveryWorker:
         await self.db.write(lambda c: q.release(c, self.owner))
 
     async def _deliver(self, entry: q.Claimed) -> None:
+        if entry.poisoned:
+            outcome = Permanent("the relay failed repeatedly while delivering this message", "4.3.0")
+            await self.db.write(lambda c: self._bounce(c, entry, outcome, state="parked"))
+            self.wake()
+            return
         try:
             outcome = await self.transport.send(entry.envelope_from, entry.recipient, entry.data)
         except Exception:  # a bug of ours: retry like a 4xx rather than strand the entry in its lease
@@ -257,8 +262,8 @@ class DeliveryWorker:
         self.wake()  # a DSN may have been queued
         log.info("queue %d: bounced: %s", entry.id, outcome.error)
 
-    def _bounce(self, conn, entry: q.Claimed, outcome: Permanent) -> None:
-        if not q.finish(conn, entry.id, self.owner, "bounced", outcome.error, message_id=entry.message_id):
+    def _bounce(self, conn, entry: q.Claimed, outcome: Permanent, state: str = "bounced") -> None:
+        if not q.finish(conn, entry.id, self.owner, state, outcome.error, message_id=entry.message_id):
             return
         if not entry.envelope_from or entry.kind != "conversation":
             return  # never bounce a bounce or a notice

@@ -128,6 +128,13 @@ class Intake:
         return await self._deliver(txn, mail_from, raw, parsed, outcome.parsed, outcome.warning,
                                    "; ".join(outcome.notes) or None)
 
+    async def refuse_oversize(self, txn: Transaction, mail_from: str) -> Reply:
+        """Log a message that went past `max_message_bytes` (its bytes are not kept)."""
+        if txn.thread is None:
+            return replies.R552_TOO_BIG
+        return await self._refuse(txn, mail_from, b"", None, "size", replies.R552_TOO_BIG,
+                                  "message larger than [smtp] max_message_bytes", "")
+
     async def _deliver(self, txn: Transaction, mail_from: str, raw: bytes, original: ParsedMessage,
                        final: ParsedMessage, warning: str | None, notes: str | None) -> Reply:
         thread, party = txn.thread, txn.party

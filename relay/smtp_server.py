@@ -71,6 +71,11 @@ class Handler:
             server.busy = False
         return str(reply)
 
+    async def handle_oversize(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        """DATA went past the size limit: its bytes are gone, the refusal is logged."""
+        txn = getattr(envelope, _ENVELOPE_TXN)
+        return str(await self.intake.refuse_oversize(txn, _sender(envelope)))
+
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session error", exc_info=error)
         return str(replies.R451_TEMPORARY)
@@ -118,10 +123,14 @@ class RelaySMTP(SMTP):
         result = await smtp_data.read_data(self._reader, self.data_size_limit, self.line_length_limit)
         if result.state is DataState.CLOSED:
             return
-        if result.state is not DataState.OK:
+        if result.state is DataState.TOO_MUCH:
+            status = await self.event_handler.handle_oversize(self, self.session, self.envelope)
             self._set_post_data_state()
-            await self.push(str(replies.R552_TOO_BIG) if result.state is DataState.TOO_MUCH
-                            else "500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)")
+            await self.push(status)
+            return
+        if result.state is DataState.TOO_LONG:
+            self._set_post_data_state()
+            await self.push("500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)")
             return
         self.envelope.content = self.envelope.original_content = result.content
         status = await self._call_handler_hook("DATA")

@@ -5,14 +5,15 @@ entries whose lease has expired (a worker died holding them) to `active`,
 leased to one owner until `lease_until`. The selection uses `FOR UPDATE
 SKIP LOCKED` where the database has it (PostgreSQL), so several relay
 processes can share one queue; SQLite serialises writers anyway. An entry
-whose lease has expired `MAX_LEASE_EXPIRIES` times is `parked`: something
-about it crashes the worker, and retrying it forever would only repeat the
-crash. A restarted worker need not wait out the leases of the process it
+whose lease has expired `MAX_LEASE_EXPIRIES` times is handed out once more
+marked `poisoned`: something about it crashes the worker, and retrying it
+forever would only repeat the crash, so the worker parks it (state
+`parked`) and tells the sender instead of sending it. A restarted worker need not wait out the leases of the process it
 replaces: `lease_owners` and `expire_leases` let it end the leases of
 workers it knows to be dead.
 
 `finish` records an outcome (`delivered`, `deferred` with the next attempt
-time, or `bounced`) and recomputes the message's status from all of its
+time, `bounced` or `parked`) and recomputes the message's status from all of its
 entries, adding a status event when it changes.
 """
 
@@ -51,6 +52,7 @@ class Claimed:
     mail_from: str
     thread_id: int | None
     data: bytes
+    poisoned: bool = False  # its lease expired too often: bounce it, do not try again
 
 
 def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Claimed]:
@@ -72,10 +74,9 @@ def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Cl
         to_park = conn.execute(select(queue.c.id).where(
             queue.c.id.in_(expired), queue.c.lease_expiries >= MAX_LEASE_EXPIRIES)).scalars().all()
         if to_park:
-            _park(conn, to_park, now)
-    ids = [r.id for r in rows if r.id not in to_park]
-    if not ids:
-        return []
+            log.warning("queue entries %s: the lease expired %d times; parking them",
+                        to_park, MAX_LEASE_EXPIRIES)
+    ids = [r.id for r in rows]
     conn.execute(update(queue).where(queue.c.id.in_(ids)).values(
         state="active", lease_owner=owner, lease_until=now + lease,
         attempts=queue.c.attempts + 1, updated_at=now))
@@ -89,17 +90,7 @@ def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Cl
     return [Claimed(id=r.id, message_id=r.message_id, envelope_from=r.envelope_from,
                     recipient=r.recipient, recipient_alias=r.recipient_alias, attempts=r.attempts,
                     created_at=r.created_at, kind=r.kind, mail_from=r.mail_from,
-                    thread_id=r.thread_id, data=r.delivered) for r in result]
-
-
-def _park(conn: Connection, ids: list[int], now: datetime) -> None:
-    reason = "parked: the lease expired too often (the worker crashed on it)"
-    conn.execute(update(queue).where(queue.c.id.in_(ids)).values(
-        state="parked", lease_owner=None, lease_until=None, updated_at=now, last_error=reason))
-    message_ids = conn.execute(select(queue.c.message_id).where(queue.c.id.in_(ids)).distinct()).scalars()
-    for message_id in list(message_ids):
-        _update_message_status(conn, message_id, reason)
-    log.warning("parked queue entries %s: %s", ids, reason)
+                    thread_id=r.thread_id, data=r.delivered, poisoned=r.id in to_park) for r in result]
 
 
 def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str | None = None,
@@ -108,7 +99,7 @@ def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str |
 
     `message_id`, when the caller knows it, saves a lookup on the hot path.
     """
-    assert state in ("delivered", "deferred", "bounced")
+    assert state in ("delivered", "deferred", "bounced", "parked")
     now = utcnow()
     values = dict(state=state, lease_owner=None, lease_until=None, updated_at=now, last_error=error)
     if next_attempt_at is not None:

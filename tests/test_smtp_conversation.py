@@ -330,7 +330,8 @@ async def test_data_over_limit_is_refused_and_not_delivered(relay_factory, sink)
     assert len(big) > 4096
     code, text = await data_reply(app.server.port, conv.buyer_email, conv.seller_alias, big)
     assert (code, text.split()[0]) == (552, "5.3.4")
-    assert listed(app.config_path) == []
+    [refused] = listed(app.config_path)  # logged, without its bytes
+    assert (refused["status"], refused["rule"]) == ("rejected", "size")
 
     small = compose(sender=conv.buyer_email, to=conv.seller_alias, subject="small")
     code, text = await data_reply(app.server.port, conv.buyer_email, conv.seller_alias, small)
@@ -338,7 +339,7 @@ async def test_data_over_limit_is_refused_and_not_delivered(relay_factory, sink)
     await sink.handler.wait_for(2)
     [delivered] = sink.handler.to(conv.seller_email)
     assert delivered.message["Subject"].startswith("small")
-    assert [r["subject"] for r in listed(app.config_path)] == ["small"]
+    assert [r["subject"] for r in listed(app.config_path)] == ["small", None]
 
 
 # --- loops --------------------------------------------------------------------
