@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from email.header import decode_header, make_header
-from email.utils import collapse_rfc2231_value
+from email.utils import collapse_rfc2231_value, formataddr
 
 from aliasing.addresses import replace_addresses
 from policy.parsed import decoded_text
@@ -122,20 +122,25 @@ def rewrite(message: EmailMessage, plan: RewritePlan, raw: bytes | None = None) 
     """
     mapping = address_variants(plan.address_map)
     in_reply_to, references = thread_headers(message, plan.id_map)
-    kept = _kept_headers(message, KEPT_HEADERS, mapping)
+    kept = _top_headers(message, mapping)
     if plan.subject is not None:
-        kept = [(n, v) for n, v in kept if n.lower() != "subject"]
-        kept.insert(0, ("Subject", replace_addresses(plan.subject, mapping)))
+        kept = [h for h in kept if h[0].lower() != "subject"]
+        kept.insert(0, ("Subject", replace_addresses(plan.subject, mapping), False))
     for name in set(message.keys()):
         del message[name]
-    message["From"] = HeaderAddress(display_name=plan.sender_display, addr_spec=plan.sender_alias)
-    message["To"] = HeaderAddress(addr_spec=plan.recipient_alias)
-    message["Message-ID"] = plan.relay_message_id
+    if plan.sender_display.isascii():
+        message.set_raw("From", formataddr((plan.sender_display, plan.sender_alias)))
+    else:  # the header registry encodes (and quotes) a non-ASCII name correctly
+        message["From"] = HeaderAddress(display_name=plan.sender_display, addr_spec=plan.sender_alias)
+    message.set_raw("To", plan.recipient_alias)
+    message.set_raw("Message-ID", plan.relay_message_id)
     if in_reply_to:
-        message["In-Reply-To"] = in_reply_to
-        message["References"] = " ".join(references)
-    for name, value in kept:
-        if value:
+        _set_ids(message, "In-Reply-To", in_reply_to)
+        _set_ids(message, "References", " ".join(references))
+    for name, value, as_received in kept:
+        if as_received:
+            message.set_raw(name, value)
+        elif value:
             _set_header(message, name, value)
     changed = _scrub_parts(message, mapping)
     body = None if changed or raw is None else _raw_body(message, raw)
@@ -144,6 +149,39 @@ def rewrite(message: EmailMessage, plan: RewritePlan, raw: bytes | None = None) 
         if head is not None:
             return head + body
     return serialize(message)
+
+
+def _top_headers(message: EmailMessage, mapping: dict[str, str]) -> list[tuple[str, str, bool]]:
+    """The first copy of each kept top-level header: (name, value, as received).
+
+    A plain ASCII value without encoded-words that names no one is kept
+    exactly as received (no parsing on the way in or out, which is most of
+    the cost of a small message); any other is decoded and scrubbed.
+    """
+    first: dict[str, tuple[str, str, bool]] = {}
+    for name, raw in message.raw_items():
+        key = name.lower()
+        if key not in KEPT_HEADERS or key in first:
+            continue
+        if raw.isascii() and "=?" not in raw and not _mentions(raw, mapping):
+            first[key] = (name, raw, True)
+        else:
+            value = _clean_value(message, name, raw, mapping)
+            if value is not None:
+                first[key] = (name, value, False)
+    return list(first.values())
+
+
+def _mentions(text: str, mapping: dict[str, str]) -> bool:
+    lowered = text.lower()
+    return any(key in lowered for key in mapping)
+
+
+def _set_ids(message: EmailMessage, name: str, value: str) -> None:
+    if value.isascii():
+        message.set_raw(name, value)
+    else:
+        _set_header(message, name, value)
 
 
 def _raw_body(message: EmailMessage, raw: bytes) -> bytes | None:

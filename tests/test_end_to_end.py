@@ -53,3 +53,16 @@ async def test_seller_reply_reaches_buyer_masked(relay_factory, sink):
     code, out = run_cli(app.config_path, "message", "list")
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["direction"] for r in rows] == ["seller_to_buyer"]
+
+
+async def test_display_names_with_specials_and_non_ascii_stay_one_address(relay_factory, sink):
+    app = await relay_factory(smarthost_port=sink.port)
+    name = 'Müller, "Best" Shop (DE)'
+    code, _ = run_cli(app.config_path, "seller", "add", "S9", "--email", "info@mueller.example", "--name", name)
+    assert code == 0
+    conv = open_conversation(app.config_path, seller_id="S9", seller_email="info@mueller.example")
+    data = compose(sender=f"{conv.seller_email}", to=conv.buyer_alias, subject=f"Order {conv.order_id}")
+    await send(app.server.port, conv.seller_email, [conv.buyer_alias], data)
+    [delivered] = await sink.handler.wait_for(1)
+    [author] = delivered.message["From"].addresses
+    assert (author.display_name, author.addr_spec) == (f"{name} via Marketplace", conv.seller_alias)
