@@ -120,17 +120,20 @@ def open_thread(conn: Connection, keyring: KeyRing, *, seller_id: str, buyer_ema
 
 
 def load_thread(conn: Connection, thread_id: int) -> ThreadInfo | None:
-    row = conn.execute(
+    """The thread with its seller and the seller's alternates, in one query (it runs per RCPT)."""
+    rows = conn.execute(
         select(threads, sellers.c.name.label("seller_name"), sellers.c.email.label("seller_email"),
-               sellers.c.email_key.label("seller_email_key"))
+               sellers.c.email_key.label("seller_email_key"),
+               addresses.c.email_key.label("alternate_key"), addresses.c.enabled.label("alternate_enabled"))
         .join(sellers, sellers.c.id == threads.c.seller_id)
-        .where(threads.c.id == thread_id)).first()
-    if row is None or row.buyer_alias is None:
+        .outerjoin(addresses, addresses.c.seller_id == threads.c.seller_id)
+        .where(threads.c.id == thread_id)).all()
+    if not rows or rows[0].buyer_alias is None:
         return None
-    alternates = conn.execute(select(addresses.c.email_key, addresses.c.enabled)
-                              .where(addresses.c.seller_id == row.seller_id)).all()
-    senders = {row.seller_email_key} | {a.email_key for a in alternates if a.enabled}
-    every = {row.seller_email_key} | {a.email_key for a in alternates}
+    row = rows[0]
+    alternates = [(r.alternate_key, r.alternate_enabled) for r in rows if r.alternate_key is not None]
+    senders = {row.seller_email_key} | {key for key, enabled in alternates if enabled}
+    every = {row.seller_email_key} | {key for key, _enabled in alternates}
     return ThreadInfo(
         id=row.id, order_id=row.order_id, seller_id=row.seller_id, seller_name=row.seller_name,
         seller_email=row.seller_email, buyer_name=row.buyer_name, buyer_email=row.buyer_email,
