@@ -29,6 +29,7 @@ import aiosmtplib
 from sqlalchemy import select
 
 from aliasing.addresses import parse_address
+from relay.connections import ConnectionCache
 from relay.notices import Sender, dsn, header_block
 from relay.retry import next_attempt
 from relay.routing import RouteError, Router
@@ -62,11 +63,17 @@ class Permanent:
 Outcome = Delivered | Temporary | Permanent
 
 
+class _Stale:
+    """A kept connection turned out to be closed before the message went out."""
+
+
 class SmtpTransport:
-    def __init__(self, router: Router, local_hostname: str, timeout: float):
+    def __init__(self, router: Router, local_hostname: str, timeout: float,
+                 cache: ConnectionCache | None = None):
         self.router = router
         self.local_hostname = local_hostname
         self.timeout = timeout
+        self.cache = cache or ConnectionCache()
 
     async def send(self, envelope_from: str, recipient: str, data: bytes) -> Outcome:
         try:
@@ -80,26 +87,51 @@ class SmtpTransport:
                 return last
         return last
 
+    def close(self) -> None:
+        self.cache.close_all()
+
     async def _send_to(self, host: str, port: int, envelope_from: str, recipient: str,
                        data: bytes) -> Outcome:
+        key = (host, port)
+        kept = self.cache.take(key)
+        if kept is not None:
+            outcome = await self._transact(kept, key, envelope_from, recipient, data)
+            if not isinstance(outcome, _Stale):
+                return outcome
         client = aiosmtplib.SMTP(hostname=host, port=port, local_hostname=self.local_hostname,
                                  timeout=self.timeout, start_tls=None, validate_certs=False)
         try:
             await client.connect()
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            client.close()
+            return Temporary(f"{exc.__class__.__name__}: {exc}")
+        outcome = await self._transact(client, key, envelope_from, recipient, data)
+        return Temporary("the server closed the connection") if isinstance(outcome, _Stale) else outcome
+
+    async def _transact(self, client: aiosmtplib.SMTP, key: tuple[str, int], envelope_from: str,
+                        recipient: str, data: bytes) -> Outcome | _Stale:
+        """One transaction; the client goes back to the cache only if it succeeded."""
+        try:
             errors, response = await client.sendmail(envelope_from, [recipient], data)
             if errors:
                 code, text = next(iter(errors.values()))
+                client.close()
                 return _by_code(code, text)
-            return Delivered(response)
+        except aiosmtplib.SMTPServerDisconnected:
+            client.close()
+            return _Stale()
         except aiosmtplib.SMTPRecipientsRefused as exc:
+            client.close()
             refused = exc.recipients[0]
             return _by_code(refused.code, refused.message)
         except aiosmtplib.SMTPResponseException as exc:
+            client.close()
             return _by_code(exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-            return Temporary(f"{exc.__class__.__name__}: {exc}")
-        finally:
             client.close()
+            return Temporary(f"{exc.__class__.__name__}: {exc}")
+        self.cache.give(key, client)
+        return Delivered(response)
 
 
 def _by_code(code: int, text: str) -> Outcome:
@@ -231,6 +263,7 @@ class DeliveryWorker:
         if late:
             await asyncio.wait(late)
             log.info("stopped %d deliveries in flight; they are queued again", len(late))
+        self.transport.close()
         await self.db.write(lambda c: q.release(c, self.owner))
 
     async def _deliver(self, entry: q.Claimed) -> None:

@@ -29,12 +29,14 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BATCH = 256
+MIGRATION_LOCK = 0x72656C6179  # any fixed number: the PostgreSQL advisory lock of `upgrade`
 
 
 class DatabaseError(Exception):
@@ -84,6 +86,11 @@ def upgrade(engine: Engine) -> None:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(resources.files("migrations")))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Relays starting together on a new database would each create the
+            # tables, and all but one fail. Held until the commit, the lock lets
+            # one migrate; the others wait, then find nothing left to do.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
@@ -124,9 +131,19 @@ class Database:
         return await asyncio.shield(fut)
 
     def write_sync(self, fn: Callable[[Connection], T]) -> T:
-        """For the command line: one transaction, outside any event loop."""
-        with self.write_engine.begin() as conn:
-            return fn(conn)
+        """For the command line: one transaction, outside any event loop.
+
+        A transaction that lost a race for a unique key runs once more and
+        then finds the winner's row: two `thread open` of one new order at
+        once both see no thread on PostgreSQL, and the second insert fails
+        (SQLite writers take turns, so there it does not happen).
+        """
+        try:
+            with self.write_engine.begin() as conn:
+                return fn(conn)
+        except IntegrityError:
+            with self.write_engine.begin() as conn:
+                return fn(conn)
 
     def close(self) -> None:
         self._jobs.put(None)

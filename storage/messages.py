@@ -17,6 +17,7 @@ from sqlalchemy import and_, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from storage.models import Attachment, Message, MessageBody, MessageEvent, QueueEntry, Seller, SellerAddress, Thread, ThreadAsin
+from storage.textutil import clean, fit
 from storage.timeutil import to_iso, utcnow
 
 messages = Message.__table__
@@ -28,6 +29,9 @@ threads = Thread.__table__
 sellers = Seller.__table__
 addresses = SellerAddress.__table__
 thread_asins = ThreadAsin.__table__
+
+# Ids are `Integer` columns: 32-bit signed on PostgreSQL.
+MAX_ID = 2**31 - 1
 
 BUYER_TO_SELLER = "buyer_to_seller"
 SELLER_TO_BUYER = "seller_to_buyer"
@@ -72,23 +76,30 @@ class NewMessage:
 
 
 def log_message(conn: Connection, msg: NewMessage) -> int:
+    # Text taken from the message is fitted to its column: PostgreSQL would
+    # refuse the whole write (and the sender get 451 forever) for a NUL, a
+    # too long value or undecodable bytes that SQLite stores as they come.
     now = utcnow()
+    m = messages.c
     message_id = conn.execute(insert(messages).values(
         thread_id=msg.thread_id, kind=msg.kind, direction=msg.direction, mail_from=msg.mail_from,
-        rcpt_to=json.dumps(msg.rcpt_to), header_from=msg.header_from, subject=msg.subject,
-        orig_message_id=msg.orig_message_id, relay_message_id=msg.relay_message_id,
-        status=msg.status, rule=msg.rule,
-        reason=msg.reason, excerpt=msg.excerpt, warning=msg.warning,
-        attachment_count=len(msg.attachments), auto_reply=msg.auto_reply,
-        no_response_needed=False, received_at=now, updated_at=now)).inserted_primary_key[0]
+        rcpt_to=json.dumps(msg.rcpt_to), header_from=fit(m.header_from, msg.header_from),
+        subject=fit(m.subject, msg.subject), orig_message_id=fit(m.orig_message_id, msg.orig_message_id),
+        relay_message_id=msg.relay_message_id, status=msg.status, rule=fit(m.rule, msg.rule),
+        reason=fit(m.reason, msg.reason), excerpt=fit(m.excerpt, msg.excerpt),
+        warning=fit(m.warning, msg.warning), attachment_count=len(msg.attachments),
+        auto_reply=msg.auto_reply, no_response_needed=False,
+        received_at=now, updated_at=now)).inserted_primary_key[0]
     conn.execute(insert(bodies).values(message_id=message_id, original=msg.original,
                                        delivered=msg.delivered))
     if msg.attachments:
-        conn.execute(insert(attachments), [dict(message_id=message_id, filename=a.filename,
-                                                content_type=a.content_type, size=a.size,
-                                                sha256=a.sha256) for a in msg.attachments])
+        att = attachments.c
+        conn.execute(insert(attachments), [dict(
+            message_id=message_id, filename=fit(att.filename, a.filename),
+            content_type=fit(att.content_type, a.content_type), size=a.size,
+            sha256=a.sha256) for a in msg.attachments])
     conn.execute(insert(events).values(message_id=message_id, status=msg.status,
-                                       detail=msg.reason, at=now))
+                                       detail=fit(m.reason, msg.reason), at=now))
     if msg.deliveries:
         conn.execute(insert(queue), [dict(
             message_id=message_id, envelope_from=d.envelope_from, recipient=d.recipient,
@@ -108,8 +119,11 @@ def map_message_ids(conn: Connection, thread_id: int, ids: list[str]) -> dict[st
     A recipient replying to a relay id gets the original author's id back
     (so the author's mail program threads it with what they sent), and an
     author's own original id becomes the relay id the other side knows.
-    Unknown ids are left out: they might name the sender's domain.
+    Unknown ids are left out: they might name the sender's domain. So are
+    ids no log entry can hold (a NUL, undecodable bytes), which PostgreSQL
+    would refuse even as a value to compare.
     """
+    ids = [i for i in ids if clean(i) == i]
     if not ids:
         return {}
     rows = conn.execute(select(messages.c.orig_message_id, messages.c.relay_message_id).where(
@@ -127,6 +141,8 @@ def map_message_ids(conn: Connection, thread_id: int, ids: list[str]) -> dict[st
 
 
 def mark_no_response(conn: Connection, message_id: int) -> bool:
+    if not 0 < message_id <= MAX_ID:  # PostgreSQL would refuse to compare an id out of range
+        return False
     result = conn.execute(update(messages).where(
         messages.c.id == message_id, messages.c.kind == "conversation").values(
         no_response_needed=True, updated_at=utcnow()))

@@ -27,6 +27,7 @@ from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from storage.models import Message, MessageBody, MessageEvent, QueueEntry
+from storage.textutil import clean
 from storage.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str |
     """
     assert state in ("delivered", "deferred", "bounced", "parked")
     now = utcnow()
+    error = clean(error)  # a remote server's reply: it may hold NUL or undecodable bytes
     values = dict(state=state, lease_owner=None, lease_until=None, updated_at=now, last_error=error)
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
@@ -115,7 +117,16 @@ def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str |
 
 
 def _update_message_status(conn: Connection, message_id: int, detail: str | None) -> None:
-    states = set(conn.execute(select(queue.c.state).where(queue.c.message_id == message_id)).scalars())
+    states = _entry_states(conn, message_id)
+    if len(states) > 1:
+        # Under READ COMMITTED (PostgreSQL), two processes finishing two entries
+        # of one message at once would each still see the other's entry active
+        # and leave the message "queued". Whoever locks the message row second
+        # reads again after the first has committed. SQLite has no FOR UPDATE
+        # and needs none: its writers take turns.
+        conn.execute(select(messages.c.id).where(messages.c.id == message_id).with_for_update())
+        states = _entry_states(conn, message_id)
+    states = set(states)
     if "deferred" in states:
         status = "deferred"
     elif states & {"queued", "active"}:
@@ -130,6 +141,10 @@ def _update_message_status(conn: Connection, message_id: int, detail: str | None
         changed = changed.where(messages.c.status != status)
     if conn.execute(changed).rowcount:
         conn.execute(insert(events).values(message_id=message_id, status=status, detail=detail, at=now))
+
+
+def _entry_states(conn: Connection, message_id: int) -> list[str]:
+    return list(conn.execute(select(queue.c.state).where(queue.c.message_id == message_id)).scalars())
 
 
 def release(conn: Connection, owner: str) -> int:
