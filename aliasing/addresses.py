@@ -20,6 +20,7 @@ from dataclasses import dataclass
 # Any non-ASCII character but the lone surrogates that stand for undecodable
 # bytes: no database driver could store them.
 _LOCAL_ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\ud7ff\ue000-\U0010FFFF]+$")
+_AT_SIGNS = ("@", "%40", "&#64;")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -87,6 +88,9 @@ def try_parse(text: str | None) -> Address | None:
 def replace_addresses(text: str, mapping: dict[str, str]) -> str:
     """Replace each address key of `mapping` (any case) with its value."""
     if not mapping:
+        return text
+    # Cheap first look: a text with no "@" (in any spelling) names no address.
+    if not any(m in text for m in _AT_SIGNS) and all(any(m in k for m in _AT_SIGNS) for k in mapping):
         return text
     lowered = text.lower()
     if not any(k in lowered for k in mapping):
