@@ -17,6 +17,8 @@ from pathlib import Path
 
 from aliasing.codec import Key, KeyRing
 
+MAX_KEY_ID = 32
+
 
 class KeyFileError(Exception):
     """The key file cannot be used."""
@@ -73,6 +75,8 @@ def load_key_ring(path: Path) -> KeyRing:
         parts = line.split()
         if len(parts) != 2 or len(parts[1]) != 64:
             raise KeyFileError(f"key file {path} line {n}: expected '<id> <64 hex digits>'")
+        if len(parts[0]) > MAX_KEY_ID:  # threads record the id in a column of that size
+            raise KeyFileError(f"key file {path} line {n}: key id longer than {MAX_KEY_ID} characters")
         try:
             keys.append(Key(parts[0], bytes.fromhex(parts[1])))
         except ValueError:
