@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import secrets
 import socket
 from dataclasses import dataclass
@@ -37,9 +38,11 @@ from storage import queue as q
 from storage.db import Database
 from storage.messages import NewDelivery, NewMessage, log_message
 from storage.models import Message, MessageBody
+from storage.textutil import clean
 from storage.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+_PERMANENT_STATUS = re.compile(r"^5\.\d{1,3}\.\d{1,3}$")
 messages = Message.__table__
 bodies = MessageBody.__table__
 
@@ -135,10 +138,12 @@ class SmtpTransport:
 
 
 def _by_code(code: int, text: str) -> Outcome:
+    """Classify a remote reply; its text may hold any bytes and goes into a DSN."""
+    text = clean(text) or ""
     detail = f"{code} {text}"
     if 500 <= code < 600:
-        status = text.split()[0] if text and text[0] == "5" and "." in text.split()[0] else "5.0.0"
-        return Permanent(detail, status)
+        first = text.split()[0] if text.split() else ""
+        return Permanent(detail, first if _PERMANENT_STATUS.match(first) else "5.0.0")
     return Temporary(detail)
 
 
