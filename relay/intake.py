@@ -31,7 +31,8 @@ from relay import replies, stages
 from relay.classify import is_auto_reply
 from relay.notices import Sender, acknowledgment
 from relay.replies import Reply
-from relay.rewrite import RewritePlan, referenced_ids, rewrite
+from relay.msgids import referenced_ids
+from relay.rewrite import RewritePlan, rewrite
 from storage import directory
 from storage.db import Database
 from storage.directory import ThreadInfo

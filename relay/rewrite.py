@@ -31,7 +31,6 @@ import email
 import email.policy
 from email import errors
 import quopri
-import re
 from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
@@ -40,6 +39,7 @@ from email.utils import collapse_rfc2231_value, formataddr
 
 from aliasing.addresses import replace_addresses
 from policy.parsed import decoded_text
+from relay.msgids import thread_headers
 
 KEPT_HEADERS = frozenset(h.lower() for h in (
     "Date", "Subject", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
@@ -54,10 +54,8 @@ _PART_HEADERS_KEPT = ("content-disposition", "content-id", "content-description"
                       "content-location")
 _TEXT_PARAMS_KEPT = ("format", "delsp", "name")
 _ATTACHED_MESSAGES = ("message/rfc822", "message/global")
-_MSGID = re.compile(r"<[^<>\s]+>")
 _PROBE = b"Jane.Doe+x@example.org %40 &#64;"
 _LEGACY = email.policy.compat32.clone(linesep="\r\n")
-MAX_REFERENCES = 100  # a long thread's oldest ids matter least; this bounds the lookup
 
 
 @dataclass(frozen=True)
@@ -69,38 +67,6 @@ class RewritePlan:
     address_map: dict[str, str]    # real address key -> alias address
     id_map: dict[str, str]         # Message-ID mapping (see storage.messages.map_message_ids)
     subject: str | None = None     # replacement subject, if any
-
-
-def referenced_ids(message: EmailMessage) -> list[str]:
-    """Every id the message cites (for the log lookup), In-Reply-To first."""
-    return list(dict.fromkeys(_ids(message, "In-Reply-To") + _ids(message, "References")))
-
-
-def _ids(message: EmailMessage, name: str) -> list[str]:
-    found: list[str] = []
-    try:
-        values = message.get_all(name, []) or []
-    except Exception:  # an unreadable header cites nothing
-        return []
-    for value in values:
-        found.extend(_MSGID.findall(str(value)))
-    return found[-MAX_REFERENCES:]
-
-
-def thread_headers(message: EmailMessage, id_map: dict[str, str]) -> tuple[str | None, list[str]]:
-    """In-Reply-To and References as the recipient's mailbox knows the thread.
-
-    Each side cites the ids it has (its own originals, the relay ids it
-    received); `id_map` turns each into the id the other side has. The
-    order of References is kept; when the parent is unknown, the last known
-    reference stands in for it so the reply still lands in the thread.
-    """
-    parents = [id_map[i] for i in _ids(message, "In-Reply-To") if i in id_map]
-    chain = [id_map[i] for i in _ids(message, "References") if i in id_map]
-    parent = parents[0] if parents else (chain[-1] if chain else None)
-    if parent is not None and parent not in chain:
-        chain.append(parent)
-    return parent, list(dict.fromkeys(chain))
 
 
 def address_variants(mapping: dict[str, str]) -> dict[str, str]:
