@@ -18,9 +18,11 @@ sender keeps the message, so nothing accepted is ever lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aliasing.addresses import AddressError, parse_address, try_parse
 from aliasing.codec import KeyRing, Party
@@ -39,6 +41,10 @@ from storage.directory import ThreadInfo
 from storage.messages import AttachmentInfo, NewDelivery, NewMessage, log_message, map_message_ids
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Parsing and rewriting a message this large takes long enough (milliseconds
+# to tens of them) to hold up every other session if done on the event loop.
+OFF_LOOP_BYTES = 256 * 1024
 
 
 @dataclass
@@ -113,7 +119,7 @@ class Intake:
             return replies.R451_TEMPORARY
         ctx = Context(txn.direction, thread.order_id, self.settings.marketplace_name)
         try:
-            parsed = ParsedMessage.from_bytes(raw)
+            parsed = await self._cpu(len(raw), ParsedMessage.from_bytes, raw)
         except Exception:  # the parser is meant not to raise; if it does, refuse cleanly
             log.exception("message from a %s could not be parsed", txn.direction.value)
             return await self._refuse(txn, mail_from, raw, None, "parse", replies.R554_UNPARSEABLE,
@@ -122,12 +128,18 @@ class Intake:
         if refusal is not None:
             return await self._refuse(txn, mail_from, raw, parsed, refusal.rule, refusal.reply,
                                       refusal.reason, refusal.excerpt)
-        outcome = evaluate(self.rules, parsed, ctx)
+        outcome = await self._cpu(len(raw), evaluate, self.rules, parsed, ctx)
         if outcome.refusal is not None:
             r = outcome.refusal
             return await self._refuse(txn, mail_from, raw, parsed, outcome.rule, r.reply, r.reason, r.excerpt)
         return await self._deliver(txn, mail_from, raw, parsed, outcome.parsed, outcome.warning,
                                    "; ".join(outcome.notes) or None)
+
+    async def _cpu(self, size: int, fn: Callable[..., T], *args) -> T:
+        """Run CPU work for a large message in a thread, so other sessions go on meanwhile."""
+        if size < OFF_LOOP_BYTES:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
 
     async def refuse_oversize(self, txn: Transaction, mail_from: str) -> Reply:
         """Log a message that went past `max_message_bytes` (its bytes are not kept)."""
@@ -146,8 +158,7 @@ class Intake:
         auto = is_auto_reply(original)
         header_from = _header_from(original)
         orig_message_id = _first_id(original.header("Message-ID"))
-        attachments = [AttachmentInfo(a.filename, a.content_type, len(a.data), a.sha256)
-                       for a in original.attachments]
+        attachments = await self._cpu(len(raw), _attachment_infos, original)
         ids = referenced_ids(final.message)
         id_map = await self.db.read(lambda c: map_message_ids(c, thread.id, ids)) if ids else {}
         relay_id = self.sender.new_message_id()
@@ -164,7 +175,7 @@ class Intake:
             id_map=id_map,
             subject=new_subject,
         )
-        delivered = rewrite(final.message, plan, final.raw)
+        delivered = await self._cpu(len(raw), rewrite, final.message, plan, final.raw)
         recipient = thread.buyer_email if party is Party.BUYER else thread.seller_email
         record = NewMessage(
             kind="conversation", thread_id=thread.id, direction=txn.direction.value,
@@ -219,6 +230,10 @@ class Intake:
         mapping = {key: seller_alias for key in thread.seller_addresses}
         mapping[thread.buyer_email.lower()] = self.alias_address(thread.buyer_alias)
         return mapping
+
+
+def _attachment_infos(parsed: ParsedMessage) -> list[AttachmentInfo]:
+    return [AttachmentInfo(a.filename, a.content_type, len(a.data), a.sha256) for a in parsed.attachments]
 
 
 def _store(conn, record: NewMessage, notice: NewMessage | None) -> int:

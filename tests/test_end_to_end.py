@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import email.message
+import email.policy
+import hashlib
 import json
+import os
 
+from relay.intake import OFF_LOOP_BYTES
 from tests.conftest import compose, open_conversation, run_cli, send
 
 
@@ -66,3 +71,26 @@ async def test_display_names_with_specials_and_non_ascii_stay_one_address(relay_
     [delivered] = await sink.handler.wait_for(1)
     [author] = delivered.message["From"].addresses
     assert (author.display_name, author.addr_spec) == (f"{name} via Marketplace", conv.seller_alias)
+
+
+async def test_a_large_message_is_handled_off_the_event_loop_and_arrives_whole(relay_factory, sink):
+    app = await relay_factory(smarthost_port=sink.port)
+    conv = open_conversation(app.config_path)
+    msg = email.message.EmailMessage()
+    msg["From"] = conv.seller_email
+    msg["To"] = conv.buyer_alias
+    msg["Subject"] = f"Invoice for order {conv.order_id}"
+    msg.set_content(f"Please find the invoice attached. Questions: {conv.seller_email}\n")
+    pdf = b"%PDF-1.4\n" + os.urandom(OFF_LOOP_BYTES)
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename="invoice.pdf")
+    data = msg.as_bytes(policy=email.policy.SMTP)
+    assert len(data) > OFF_LOOP_BYTES
+    await send(app.server.port, conv.seller_email, [conv.buyer_alias], data)
+    [delivered] = await sink.handler.wait_for(1)
+    received = delivered.message
+    [attachment] = list(received.iter_attachments())
+    assert hashlib.sha256(attachment.get_content()).digest() == hashlib.sha256(pdf).digest()
+    assert conv.seller_email.encode() not in delivered.data
+    assert conv.seller_alias in received.get_body(("plain",)).get_content()
+    code, out = run_cli(app.config_path, "message", "list", "--with-attachments")
+    assert code == 0 and json.loads(out)["attachments"] == 1
