@@ -115,8 +115,8 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     """Build a Config from parsed TOML; `path` anchors relative paths."""
     path = path.resolve()
     base = path.parent
-    sections = {"smtp", "aliases", "storage", "delivery", "dns", "marketplace",
-                "policy", "auth", "dkim", "limits"}
+    # Only what the relay acts on: a setting it would silently ignore is an error.
+    sections = {"smtp", "aliases", "storage", "delivery", "dns", "marketplace"}
     for name in data:
         if name not in sections:
             raise ConfigError(f"{path.name}: unknown section [{name}]")
@@ -149,12 +149,11 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     )
     r.check_unknown(known={
         "smtp": {"host", "port", "hostname", "max_message_bytes", "max_recipients", "processes",
-                 "timeout", "shutdown_grace", "tls_cert", "tls_key", "require_tls"},
+                 "timeout", "shutdown_grace"},
         "aliases": {"domain", "key_file"},
-        "storage": {"url", "encryption_key_file"},
+        "storage": {"url"},
         "delivery": {"mode", "smarthost", "mx_port", "retry_schedule", "max_age",
-                     "concurrency", "timeout", "lease_seconds", "poll_interval",
-                     "require_tls_domains"},
+                     "concurrency", "timeout", "lease_seconds", "poll_interval"},
         "dns": {"nameservers", "timeout"},
         "marketplace": {"name", "notices_from"},
     })
