@@ -88,10 +88,6 @@ class KeyRing:
         return None
 
 
-def is_alias_local_part(local_part: str) -> bool:
-    return bool(_HEX16.match(local_part.lower()))
-
-
 def _round(secret: bytes, i: int, half: int) -> int:
     mac = hmac.HMAC(secret, hashes.SHA256())
     mac.update(bytes((i,)) + half.to_bytes(4, "big"))

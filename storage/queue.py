@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from storage.models import Message, MessageBody, MessageEvent, QueueEntry
@@ -174,7 +174,3 @@ def next_due(conn: Connection) -> datetime | None:
     """When the earliest waiting entry becomes due (for the worker's sleep)."""
     return conn.execute(select(queue.c.next_attempt_at).where(queue.c.state.in_(("queued", "deferred")))
                         .order_by(queue.c.next_attempt_at).limit(1)).scalar()
-
-
-def counts(conn: Connection) -> dict[str, int]:
-    return dict(conn.execute(select(queue.c.state, func.count()).group_by(queue.c.state)).all())
