@@ -4,7 +4,8 @@ Every fixture here is a factory or a running thing in the test's own event
 loop: `sink` is an aiosmtpd server that stores what it receives (and can
 be told to answer 4xx or 5xx), `relay_factory` writes a `relay.toml` into
 the test's folder, builds the real `App` on an ephemeral port with a real
-SQLite file, and `dns_server` answers from records the test sets.
+SQLite file, `relays` starts `relay serve` as a real child process, and
+`dns_server` answers from records the test sets.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 import email
 import email.policy
 import json
+import socket
+import sys
 import textwrap
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
@@ -235,3 +238,55 @@ def sql(config_path: Path, statement: str, *params) -> list[tuple]:
             return conn.execute(statement, params).fetchall()
     finally:
         conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RelayProcess:
+    """`relay serve` in a child process; its log goes to a file next to the config."""
+
+    def __init__(self, config_path: Path):
+        self.config_path = config_path
+        self.proc: asyncio.subprocess.Process | None = None
+        self.port = 0
+
+    async def start(self) -> RelayProcess:
+        log = open(self.config_path.parent / "relay.log", "ab")
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "relay", "--config", str(self.config_path), "serve",
+            stdout=asyncio.subprocess.PIPE, stderr=log, cwd=self.config_path.parent)
+        log.close()
+        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+        assert line.startswith(b"relay: listening on "), line + self.log().encode()
+        self.port = int(line.split()[3].rsplit(b":", 1)[1])
+        return self
+
+    def log(self) -> str:
+        return (self.config_path.parent / "relay.log").read_text(errors="replace")
+
+    async def stop(self, sig: int) -> int:
+        self.proc.send_signal(sig)
+        return await asyncio.wait_for(self.proc.wait(), 30)
+
+    async def ensure_stopped(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+@pytest.fixture
+async def relays():
+    started: list[RelayProcess] = []
+
+    async def start(config_path: Path) -> RelayProcess:
+        relay = RelayProcess(config_path)
+        started.append(relay)
+        return await relay.start()
+
+    yield start
+    for relay in started:
+        await relay.ensure_stopped()

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiosmtplib
 
 from tests.conftest import compose, open_conversation, run_cli, sql, wait_until, write_config
-from tests.test_restart import expect_all_delivered, relays  # noqa: F401 - a fixture
+from tests.test_restart import expect_all_delivered
 
 SESSIONS = 8
 PER_SESSION = 6

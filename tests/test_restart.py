@@ -21,61 +21,10 @@ import pytest
 from relay import config as config_mod
 from relay.app import App
 from storage.queue import MAX_LEASE_EXPIRIES
-from tests.conftest import compose, open_conversation, run_cli, sql, start_sink, wait_until, write_config
+from tests.conftest import (compose, free_port, open_conversation, run_cli, sql, start_sink, wait_until,
+                            write_config)
 
 N_MESSAGES = 20
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RelayProcess:
-    """`relay serve` in a child process; its log goes to a file next to the config."""
-
-    def __init__(self, config_path: Path):
-        self.config_path = config_path
-        self.proc: asyncio.subprocess.Process | None = None
-        self.port = 0
-
-    async def start(self) -> RelayProcess:
-        log = open(self.config_path.parent / "relay.log", "ab")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "relay", "--config", str(self.config_path), "serve",
-            stdout=asyncio.subprocess.PIPE, stderr=log, cwd=self.config_path.parent)
-        log.close()
-        line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
-        assert line.startswith(b"relay: listening on "), line + self.log().encode()
-        self.port = int(line.split()[3].rsplit(b":", 1)[1])
-        return self
-
-    def log(self) -> str:
-        return (self.config_path.parent / "relay.log").read_text(errors="replace")
-
-    async def stop(self, sig: int) -> int:
-        self.proc.send_signal(sig)
-        return await asyncio.wait_for(self.proc.wait(), 30)
-
-    async def ensure_stopped(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
-
-
-@pytest.fixture
-async def relays():
-    started: list[RelayProcess] = []
-
-    async def start(config_path: Path) -> RelayProcess:
-        relay = RelayProcess(config_path)
-        started.append(relay)
-        return await relay.start()
-
-    yield start
-    for relay in started:
-        await relay.ensure_stopped()
 
 
 async def send_many(port: int, conv, count: int) -> list[str]:
