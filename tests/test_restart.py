@@ -147,13 +147,14 @@ async def test_sigterm_during_a_stuck_delivery_exits_zero_and_requeues(tmp_path,
         await sink.close()
 
 
-async def test_a_busy_port_is_one_clear_error(tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+async def test_a_busy_port_is_one_clear_error(tmp_path, processes):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         path, _ = prepare(tmp_path, free_port())
-        path.write_text(path.read_text().replace("port = 0", f"port = {port}", 1))
+        path.write_text(path.read_text().replace("port = 0", f"port = {port}\nprocesses = {processes}", 1))
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "relay", "--config", str(path), "serve",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
