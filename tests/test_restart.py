@@ -49,6 +49,16 @@ async def expect_all_delivered(sink, subjects: list[str]) -> None:
     assert not duplicates, f"delivered more than once: {sorted(duplicates)}"
 
 
+async def restart_and_expect(relays, path: Path, sink_port: int, subjects: list[str]) -> None:
+    """Bring the mailbox up where the relay delivers, start the relay again, see everything arrive."""
+    sink = await start_sink(sink_port)
+    try:
+        await relays(path)
+        await expect_all_delivered(sink, subjects)
+    finally:
+        await sink.close()
+
+
 def prepare(folder: Path, smarthost_port: int):
     """A config, an initialized database and an open thread, with no relay running."""
     path = write_config(folder, smarthost_port=smarthost_port)
@@ -106,12 +116,7 @@ async def test_sigkill_during_delivery_is_recovered_on_restart(tmp_path, relays)
     await wait_until(lambda: states(path) == ["active"] * 5)
     await relay.stop(signal.SIGKILL)
     hole.close()
-    sink = await start_sink(sink_port)
-    try:
-        await relays(path)
-        await expect_all_delivered(sink, subjects)
-    finally:
-        await sink.close()
+    await restart_and_expect(relays, path, sink_port, subjects)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -139,12 +144,7 @@ async def test_sigterm_during_a_stuck_delivery_exits_zero_and_requeues(tmp_path,
     assert await relay.stop(signal.SIGTERM) == 0
     assert sql(path, "SELECT state, attempts, lease_owner FROM queue") == [("queued", 0, None)] * 2
     hole.close()
-    sink = await start_sink(sink_port)
-    try:
-        await relays(path)
-        await expect_all_delivered(sink, subjects)
-    finally:
-        await sink.close()
+    await restart_and_expect(relays, path, sink_port, subjects)
 
 
 @pytest.mark.parametrize("processes", [1, 2])
