@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from aliasing.addresses import Address
@@ -27,6 +27,16 @@ sellers = Seller.__table__
 addresses = SellerAddress.__table__
 threads = Thread.__table__
 thread_asins = ThreadAsin.__table__
+
+
+# Run for every RCPT: built once (building it per call costs more than running it).
+_LOAD_THREAD = (
+    select(threads, sellers.c.name.label("seller_name"), sellers.c.email.label("seller_email"),
+           sellers.c.email_key.label("seller_email_key"),
+           addresses.c.email_key.label("alternate_key"), addresses.c.enabled.label("alternate_enabled"))
+    .join(sellers, sellers.c.id == threads.c.seller_id)
+    .outerjoin(addresses, addresses.c.seller_id == threads.c.seller_id)
+    .where(threads.c.id == bindparam("b_id")))
 
 
 class DirectoryError(Exception):
@@ -121,13 +131,7 @@ def open_thread(conn: Connection, keyring: KeyRing, *, seller_id: str, buyer_ema
 
 def load_thread(conn: Connection, thread_id: int) -> ThreadInfo | None:
     """The thread with its seller and the seller's alternates, in one query (it runs per RCPT)."""
-    rows = conn.execute(
-        select(threads, sellers.c.name.label("seller_name"), sellers.c.email.label("seller_email"),
-               sellers.c.email_key.label("seller_email_key"),
-               addresses.c.email_key.label("alternate_key"), addresses.c.enabled.label("alternate_enabled"))
-        .join(sellers, sellers.c.id == threads.c.seller_id)
-        .outerjoin(addresses, addresses.c.seller_id == threads.c.seller_id)
-        .where(threads.c.id == thread_id)).all()
+    rows = conn.execute(_LOAD_THREAD, {"b_id": thread_id}).all()
     if not rows or rows[0].buyer_alias is None:
         return None
     row = rows[0]

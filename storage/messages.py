@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, insert, or_, select, update
+from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from storage.models import Attachment, Message, MessageBody, MessageEvent, QueueEntry, Seller, SellerAddress, Thread, ThreadAsin
@@ -35,6 +35,17 @@ MAX_ID = 2**31 - 1
 
 BUYER_TO_SELLER = "buyer_to_seller"
 SELLER_TO_BUYER = "seller_to_buyer"
+
+# Statements run for every message, built once: building one per call (and
+# its cache key) costs several times what running it does.
+_ADD_MESSAGE = insert(messages)
+_ADD_BODY = insert(bodies)
+_ADD_EVENT = insert(events)
+_ADD_ENTRY = insert(queue)
+_MARK_REPLIED = update(messages).where(
+    messages.c.thread_id == bindparam("b_thread"), messages.c.direction == BUYER_TO_SELLER,
+    messages.c.replied_at.is_(None), messages.c.status != "rejected",
+    messages.c.id < bindparam("b_before"))
 
 
 @dataclass(frozen=True)
@@ -81,7 +92,7 @@ def log_message(conn: Connection, msg: NewMessage) -> int:
     # too long value or undecodable bytes that SQLite stores as they come.
     now = utcnow()
     m = messages.c
-    message_id = conn.execute(insert(messages).values(
+    message_id = conn.execute(_ADD_MESSAGE, dict(
         thread_id=msg.thread_id, kind=msg.kind, direction=msg.direction, mail_from=msg.mail_from,
         rcpt_to=json.dumps(msg.rcpt_to), header_from=fit(m.header_from, msg.header_from),
         subject=fit(m.subject, msg.subject), orig_message_id=fit(m.orig_message_id, msg.orig_message_id),
@@ -90,26 +101,22 @@ def log_message(conn: Connection, msg: NewMessage) -> int:
         warning=fit(m.warning, msg.warning), attachment_count=len(msg.attachments),
         auto_reply=msg.auto_reply, no_response_needed=False,
         received_at=now, updated_at=now)).inserted_primary_key[0]
-    conn.execute(insert(bodies).values(message_id=message_id, original=msg.original,
-                                       delivered=msg.delivered))
+    conn.execute(_ADD_BODY, dict(message_id=message_id, original=msg.original, delivered=msg.delivered))
     if msg.attachments:
         att = attachments.c
         conn.execute(insert(attachments), [dict(
             message_id=message_id, filename=fit(att.filename, a.filename),
             content_type=fit(att.content_type, a.content_type), size=a.size,
             sha256=a.sha256) for a in msg.attachments])
-    conn.execute(insert(events).values(message_id=message_id, status=msg.status,
-                                       detail=fit(m.reason, msg.reason), at=now))
+    conn.execute(_ADD_EVENT, dict(message_id=message_id, status=msg.status,
+                                  detail=fit(m.reason, msg.reason), at=now))
     if msg.deliveries:
-        conn.execute(insert(queue), [dict(
+        conn.execute(_ADD_ENTRY, [dict(
             message_id=message_id, envelope_from=d.envelope_from, recipient=d.recipient,
             recipient_alias=d.recipient_alias, state="queued", attempts=0, lease_expiries=0,
             next_attempt_at=now, created_at=now, updated_at=now) for d in msg.deliveries])
     if msg.direction == SELLER_TO_BUYER and msg.status != "rejected" and msg.thread_id:
-        conn.execute(update(messages).where(
-            messages.c.thread_id == msg.thread_id, messages.c.direction == BUYER_TO_SELLER,
-            messages.c.replied_at.is_(None), messages.c.status != "rejected",
-            messages.c.id < message_id).values(replied_at=now))
+        conn.execute(_MARK_REPLIED, {"b_thread": msg.thread_id, "b_before": message_id, "replied_at": now})
     return message_id
 
 

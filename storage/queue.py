@@ -23,7 +23,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from storage.models import Message, MessageBody, MessageEvent, QueueEntry
@@ -37,6 +37,16 @@ bodies = MessageBody.__table__
 events = MessageEvent.__table__
 
 MAX_LEASE_EXPIRIES = 5
+
+# Statements of the delivery hot path, built once: building one per call
+# (and its cache key) costs several times what running it does.
+_FINISH = update(queue).where(queue.c.id == bindparam("b_id"), queue.c.lease_owner == bindparam("b_owner"),
+                              queue.c.state == "active")
+_MESSAGE_OF = select(queue.c.message_id).where(queue.c.id == bindparam("b_id"))
+_STATES_OF = select(queue.c.state).where(queue.c.message_id == bindparam("b_id"))
+_SET_STATUS = update(messages).where(messages.c.id == bindparam("b_id"))
+_SET_STATUS_IF_CHANGED = _SET_STATUS.where(messages.c.status != bindparam("b_status"))
+_ADD_EVENT = insert(events)
 OPEN_STATES = ("queued", "deferred", "active")
 
 
@@ -103,15 +113,15 @@ def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str |
     assert state in ("delivered", "deferred", "bounced", "parked")
     now = utcnow()
     error = clean(error)  # a remote server's reply: it may hold NUL or undecodable bytes
-    values = dict(state=state, lease_owner=None, lease_until=None, updated_at=now, last_error=error)
+    values = dict(b_id=entry_id, b_owner=owner, state=state, lease_owner=None, lease_until=None,
+                  updated_at=now, last_error=error)
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
-    result = conn.execute(update(queue).where(
-        queue.c.id == entry_id, queue.c.lease_owner == owner, queue.c.state == "active").values(**values))
+    result = conn.execute(_FINISH, values)
     if result.rowcount == 0:
         return False
     if message_id is None:
-        message_id = conn.execute(select(queue.c.message_id).where(queue.c.id == entry_id)).scalar_one()
+        message_id = conn.execute(_MESSAGE_OF, {"b_id": entry_id}).scalar_one()
     _update_message_status(conn, message_id, error)
     return True
 
@@ -136,15 +146,16 @@ def _update_message_status(conn: Connection, message_id: int, detail: str | None
     else:
         status = "delivered"
     now = utcnow()
-    changed = update(messages).where(messages.c.id == message_id).values(status=status, updated_at=now)
-    if status != "deferred":  # every deferral is an event of its own; other states once
-        changed = changed.where(messages.c.status != status)
-    if conn.execute(changed).rowcount:
-        conn.execute(insert(events).values(message_id=message_id, status=status, detail=detail, at=now))
+    # Every deferral is an event of its own; other states are recorded once.
+    statement = _SET_STATUS if status == "deferred" else _SET_STATUS_IF_CHANGED
+    changed = conn.execute(statement, {"b_id": message_id, "b_status": status, "status": status,
+                                       "updated_at": now})
+    if changed.rowcount:
+        conn.execute(_ADD_EVENT, {"message_id": message_id, "status": status, "detail": detail, "at": now})
 
 
 def _entry_states(conn: Connection, message_id: int) -> list[str]:
-    return list(conn.execute(select(queue.c.state).where(queue.c.message_id == message_id)).scalars())
+    return list(conn.execute(_STATES_OF, {"b_id": message_id}).scalars())
 
 
 def release(conn: Connection, owner: str) -> int:
