@@ -47,6 +47,19 @@ _STATES_OF = select(queue.c.state).where(queue.c.message_id == bindparam("b_id")
 _SET_STATUS = update(messages).where(messages.c.id == bindparam("b_id"))
 _SET_STATUS_IF_CHANGED = _SET_STATUS.where(messages.c.status != bindparam("b_status"))
 _ADD_EVENT = insert(events)
+_DUE = (select(queue.c.id, queue.c.state)
+        .where(or_((queue.c.state.in_(("queued", "deferred"))) & (queue.c.next_attempt_at <= bindparam("b_now")),
+                   (queue.c.state == "active") & (queue.c.lease_until < bindparam("b_now"))))
+        .order_by(queue.c.next_attempt_at).limit(bindparam("b_limit"))
+        .with_for_update(skip_locked=True))
+_LEASE = (update(queue).where(queue.c.id.in_(bindparam("b_ids", expanding=True)))
+          .values(attempts=queue.c.attempts + 1))
+_CLAIMED = (select(queue.c.id, queue.c.message_id, queue.c.envelope_from, queue.c.recipient,
+                   queue.c.recipient_alias, queue.c.attempts, queue.c.created_at, messages.c.kind,
+                   messages.c.mail_from, messages.c.thread_id, bodies.c.delivered)
+            .join(messages, messages.c.id == queue.c.message_id)
+            .join(bodies, bodies.c.message_id == queue.c.message_id)
+            .where(queue.c.id.in_(bindparam("b_ids", expanding=True))))
 OPEN_STATES = ("queued", "deferred", "active")
 
 
@@ -68,13 +81,7 @@ class Claimed:
 
 def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Claimed]:
     now = utcnow()
-    due = or_(
-        (queue.c.state.in_(("queued", "deferred"))) & (queue.c.next_attempt_at <= now),
-        (queue.c.state == "active") & (queue.c.lease_until < now),
-    )
-    rows = conn.execute(select(queue.c.id, queue.c.state).where(due)
-                        .order_by(queue.c.next_attempt_at).limit(limit)
-                        .with_for_update(skip_locked=True)).all()
+    rows = conn.execute(_DUE, {"b_now": now, "b_limit": limit}).all()
     if not rows:
         return []
     expired = [r.id for r in rows if r.state == "active"]
@@ -88,16 +95,9 @@ def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Cl
             log.warning("queue entries %s: the lease expired %d times; parking them",
                         to_park, MAX_LEASE_EXPIRIES)
     ids = [r.id for r in rows]
-    conn.execute(update(queue).where(queue.c.id.in_(ids)).values(
-        state="active", lease_owner=owner, lease_until=now + lease,
-        attempts=queue.c.attempts + 1, updated_at=now))
-    m = messages
-    result = conn.execute(
-        select(queue.c.id, queue.c.message_id, queue.c.envelope_from, queue.c.recipient,
-               queue.c.recipient_alias, queue.c.attempts, queue.c.created_at, m.c.kind,
-               m.c.mail_from, m.c.thread_id, bodies.c.delivered)
-        .join(m, m.c.id == queue.c.message_id)
-        .join(bodies, bodies.c.message_id == queue.c.message_id).where(queue.c.id.in_(ids)))
+    conn.execute(_LEASE, {"b_ids": ids, "state": "active", "lease_owner": owner,
+                          "lease_until": now + lease, "updated_at": now})
+    result = conn.execute(_CLAIMED, {"b_ids": ids})
     return [Claimed(id=r.id, message_id=r.message_id, envelope_from=r.envelope_from,
                     recipient=r.recipient, recipient_alias=r.recipient_alias, attempts=r.attempts,
                     created_at=r.created_at, kind=r.kind, mail_from=r.mail_from,
