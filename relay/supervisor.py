@@ -24,6 +24,7 @@ import socket
 import sys
 import time
 
+from relay.app import initialize, serve
 from relay.config import Config, ConfigError
 
 log = logging.getLogger(__name__)
@@ -68,70 +69,81 @@ async def _worker(serving, parent: int) -> None:
 
 def run(config: Config, processes: int) -> int:
     """Serve with `processes` workers; returns the exit status."""
-    from relay.app import initialize, serve
-
     initialize(config).close()  # once, before forking: workers find keys and schema ready
     sock = bind(config.smtp.host, config.smtp.port)
     host, port = sock.getsockname()[:2]
-    children: dict[int, float] = {}
-    stopping = False
+    supervisor = _Supervisor(config, sock)
+    signal.signal(signal.SIGTERM, supervisor.forward)
+    signal.signal(signal.SIGINT, supervisor.forward)
+    for _ in range(processes):
+        supervisor.start_child()
+    print(f"relay: listening on {host}:{port} for *@{config.aliases.domain} "
+          f"with {processes} processes", flush=True)
+    status = supervisor.watch()
+    sock.close()
+    sys.stdout.flush()
+    return status
 
-    def start_child() -> None:
+
+class _Supervisor:
+    """The workers by pid (with their start time), started, stopped and replaced."""
+
+    def __init__(self, config: Config, sock: socket.socket):
+        self.config = config
+        self.sock = sock
+        self.parent = os.getpid()
+        self.children: dict[int, float] = {}
+        self.stopping = False
+
+    def start_child(self) -> None:
         pid = os.fork()
-        if pid == 0:  # the worker
+        if pid == 0:  # the worker: it must never return into the parent's code
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             code = 0
             try:
-                asyncio.run(_worker(serve(config, sock=sock, announce=False), parent))
-            except BaseException:  # noqa: BLE001 - the worker must never return into the parent's code
+                asyncio.run(_worker(serve(self.config, sock=self.sock, announce=False), self.parent))
+            except BaseException:  # noqa: BLE001 - whatever it was, the worker ends here
                 log.exception("relay worker failed")
                 code = 1
             os._exit(code)
-        children[pid] = time.monotonic()
+        self.children[pid] = time.monotonic()
 
-    def forward(signum, _frame) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in list(children):
+    def forward(self, _signum=None, _frame=None) -> None:
+        """Stop: pass SIGTERM on to every worker."""
+        self.stopping = True
+        for pid in list(self.children):
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
 
-    parent = os.getpid()
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for _ in range(processes):
-        start_child()
-    print(f"relay: listening on {host}:{port} for *@{config.aliases.domain} "
-          f"with {processes} processes", flush=True)
-    status = 0
-    quick_failures = 0
-    while children:
-        try:
-            pid, wait_status = os.wait()
-        except ChildProcessError:
-            break
-        started = children.pop(pid, None)
-        if started is None:
-            continue
-        code = os.waitstatus_to_exitcode(wait_status)
-        if stopping:
-            status = status or (code if code > 0 else 0)
-            continue
-        quick = time.monotonic() - started < RESTART_DELAY
-        quick_failures = quick_failures + 1 if quick else 0
-        if quick_failures >= MAX_QUICK_FAILURES:
-            log.error("relay workers keep failing at start (last status %d); stopping", code)
-            status = code or 1
-            forward(signal.SIGTERM, None)
-            continue
-        log.error("relay worker %d exited with %d; starting another", pid, code)
-        if quick:
-            time.sleep(RESTART_DELAY)
-        if not stopping:
-            start_child()
-    sock.close()
-    sys.stdout.flush()
-    return status
+    def watch(self) -> int:
+        """Wait for the workers, replacing those that die unasked; the exit status."""
+        status = 0
+        quick_failures = 0
+        while self.children:
+            try:
+                pid, wait_status = os.wait()
+            except ChildProcessError:
+                break
+            started = self.children.pop(pid, None)
+            if started is None:
+                continue
+            code = os.waitstatus_to_exitcode(wait_status)
+            if self.stopping:
+                status = status or max(code, 0)
+                continue
+            quick = time.monotonic() - started < RESTART_DELAY
+            quick_failures = quick_failures + 1 if quick else 0
+            if quick_failures >= MAX_QUICK_FAILURES:
+                log.error("relay workers keep failing at start (last status %d); stopping", code)
+                status = code or 1
+                self.forward()
+                continue
+            log.error("relay worker %d exited with %d; starting another", pid, code)
+            if quick:
+                time.sleep(RESTART_DELAY)
+            if not self.stopping:
+                self.start_child()
+        return status
