@@ -73,7 +73,8 @@ async def test_display_names_with_specials_and_non_ascii_stay_one_address(relay_
     assert (author.display_name, author.addr_spec) == (f"{name} via Marketplace", conv.seller_alias)
 
 
-async def test_a_large_message_is_handled_off_the_event_loop_and_arrives_whole(relay_factory, sink):
+async def test_a_message_over_the_thread_threshold_arrives_whole(relay_factory, sink):
+    """Past OFF_LOOP_BYTES the intake parses and rewrites in a thread; nothing may change for it."""
     app = await relay_factory(smarthost_port=sink.port)
     conv = open_conversation(app.config_path)
     msg = email.message.EmailMessage()
