@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from aliasing.codec import KeyRing
 from aliasing.keys import ensure_key_file, load_key_ring
 from policy.registry import default_rules
+from relay.auth.check import AuthCheck, Authenticator, AuthSettings
+from relay.auth.dmarc import OrgDomains
+from relay.auth.lookup import AuthDns
 from relay.config import Config, ConfigError
 from relay.delivery import DeliveryWorker, SmtpTransport, WorkerSettings
 from relay.intake import Intake, IntakeSettings
@@ -78,10 +81,15 @@ class App:
                            concurrency=d.concurrency, lease_seconds=d.lease_seconds,
                            poll_interval=d.poll_interval, stop_grace=config.smtp.shutdown_grace),
             sender)
+        auth = AuthSettings(config.auth.mode, config.auth.relaxed_domains)
+        # Its own resolver: the authentication lookups are cached as their TTL allows.
+        authenticator = Authenticator(auth, AuthDns(make_resolver(config.dns.nameservers, config.dns.timeout)),
+                                      OrgDomains())
         intake = Intake(
             IntakeSettings(alias_domain=config.aliases.domain, marketplace_name=config.marketplace.name,
                            max_recipients=config.smtp.max_recipients),
-            db, keyring, default_rules(), sender, on_queued=worker.wake)
+            db, keyring, default_rules(), sender, on_queued=worker.wake,
+            sender_checks=[AuthCheck(auth)], authenticator=authenticator)
         s = config.smtp
         server = SmtpServer(Handler(intake), host=s.host, port=s.port, hostname=s.hostname,
                             max_message_bytes=s.max_message_bytes, timeout=s.timeout,

@@ -75,6 +75,12 @@ class DnsConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    mode: str = "strict"                     # strict | relaxed | off (relay/auth/check.py)
+    relaxed_domains: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MarketplaceConfig:
     name: str = "Marketplace"
     notices_from: str = "no-reply@marketplace.example"
@@ -89,6 +95,7 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     marketplace: MarketplaceConfig = field(default_factory=MarketplaceConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 def default_path() -> Path:
@@ -116,7 +123,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     path = path.resolve()
     base = path.parent
     # Only what the relay acts on: a setting it would silently ignore is an error.
-    sections = {"smtp", "aliases", "storage", "delivery", "dns", "marketplace"}
+    sections = {"smtp", "aliases", "storage", "delivery", "dns", "marketplace", "auth"}
     for name in data:
         if name not in sections:
             raise ConfigError(f"{path.name}: unknown section [{name}]")
@@ -147,6 +154,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         name=r.header_text("marketplace", "name", MarketplaceConfig.name),
         notices_from=r.address("marketplace", "notices_from", MarketplaceConfig.notices_from),
     )
+    auth = _auth(r)
     r.check_unknown(known={
         "smtp": {"host", "port", "hostname", "max_message_bytes", "max_recipients", "processes",
                  "timeout", "shutdown_grace"},
@@ -156,9 +164,19 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
                      "concurrency", "timeout", "lease_seconds", "poll_interval"},
         "dns": {"nameservers", "timeout"},
         "marketplace": {"name", "notices_from"},
+        "auth": {"mode", "relaxed_domains"},
     })
     return Config(path=path, smtp=smtp, aliases=aliases, storage=storage,
-                  delivery=delivery, dns=dns, marketplace=marketplace)
+                  delivery=delivery, dns=dns, marketplace=marketplace, auth=auth)
+
+
+def _auth(r: _Reader) -> AuthConfig:
+    mode = r.str("auth", "mode", AuthConfig.mode)
+    if mode not in ("strict", "relaxed", "off"):
+        raise ConfigError(f'[auth] mode must be "strict", "relaxed" or "off", not {mode!r}')
+    domains = r.str_list("auth", "relaxed_domains", [])
+    return AuthConfig(mode=mode, relaxed_domains=tuple(
+        r.domain_value("auth", "relaxed_domains", d) for d in domains))
 
 
 def _delivery(r: _Reader) -> DeliveryConfig:
@@ -304,7 +322,10 @@ class _Reader:
         return v
 
     def domain(self, section: str, key: str, default: str) -> str:
-        v = self.str(section, key, default).strip().lower()
+        return self.domain_value(section, key, self.str(section, key, default))
+
+    def domain_value(self, section: str, key: str, value: str) -> str:
+        v = value.strip().lower()
         try:
             parse_address(f"postmaster@{v}")
         except AddressError:

@@ -6,11 +6,13 @@ The SMTP layer calls three things and turns what they return into replies:
   alias itself (decoded without a database read, then the thread loaded),
   one conversation per transaction, and whether the envelope sender is a
   participant allowed to write to that alias;
-- `accept(txn, mail_from, raw)` at DATA: parse once, then the stages in
+- `accept(txn, mail_from, raw)` at DATA: parse once, authenticate the
+  sender (SPF, DKIM, DMARC: `relay.auth`), then the stages in
   `relay.stages` (loop, header From, sender authentication, content
   policy), the privacy rewrite, and one committed write of the log record,
   its queue entries and the buyer's acknowledgment. Only after that commit
-  does it return 250. Refusals are logged too.
+  does it return 250. Refusals are logged too, and every log record keeps
+  the authentication results.
 
 Anything unexpected before the commit becomes 451 (try again later): the
 sender keeps the message, so nothing accepted is ever lost.
@@ -30,6 +32,8 @@ from policy.engine import evaluate
 from policy.parsed import ParsedMessage
 from policy.rule import Context, Direction, Rule
 from relay import replies, stages
+from relay.auth.check import Authenticator, AuthRequest, header_from_domain
+from relay.auth.results import AuthResults
 from relay.classify import is_auto_reply
 from relay.notices import Sender, acknowledgment
 from relay.replies import Reply
@@ -54,6 +58,8 @@ class Transaction:
     thread: ThreadInfo | None = None
     party: Party | None = None          # whom the accepted alias stands for
     recipients: list[str] = field(default_factory=list)
+    peer_ip: str | None = None          # the connecting client, for SPF
+    helo: str | None = None             # the name it gave in HELO/EHLO
 
     @property
     def direction(self) -> Direction:
@@ -71,7 +77,8 @@ class IntakeSettings:
 class Intake:
     def __init__(self, settings: IntakeSettings, db: Database, keyring: KeyRing, rules: list[Rule],
                  sender: Sender, on_queued: Callable[[], None] = lambda: None,
-                 sender_checks: list[stages.SenderCheck] | None = None):
+                 sender_checks: list[stages.SenderCheck] | None = None,
+                 authenticator: Authenticator | None = None):
         self.settings = settings
         self.db = db
         self.keyring = keyring
@@ -79,6 +86,7 @@ class Intake:
         self.sender = sender
         self.on_queued = on_queued
         self.sender_checks = sender_checks or []
+        self.authenticator = authenticator  # None: nothing checked, results recorded as none
 
     def alias_address(self, local: str) -> str:
         return f"{local}@{self.settings.alias_domain}"
@@ -124,16 +132,26 @@ class Intake:
             log.exception("message from a %s could not be parsed", txn.direction.value)
             return await self._refuse(txn, mail_from, raw, None, "parse", replies.R554_UNPARSEABLE,
                                       "unparseable message", "")
-        refusal = await stages.first_refusal(parsed, thread, party, mail_from, self.sender_checks)
+        auth = await self._authenticate(txn, mail_from, raw, parsed)
+        refusal = await stages.first_refusal(parsed, thread, party, mail_from, self.sender_checks, auth)
         if refusal is not None:
             return await self._refuse(txn, mail_from, raw, parsed, refusal.rule, refusal.reply,
-                                      refusal.reason, refusal.excerpt)
+                                      refusal.reason, refusal.excerpt, auth)
         outcome = await self._cpu(len(raw), evaluate, self.rules, parsed, ctx)
         if outcome.refusal is not None:
             r = outcome.refusal
-            return await self._refuse(txn, mail_from, raw, parsed, outcome.rule, r.reply, r.reason, r.excerpt)
+            return await self._refuse(txn, mail_from, raw, parsed, outcome.rule, r.reply, r.reason,
+                                      r.excerpt, auth)
         return await self._deliver(txn, mail_from, raw, parsed, outcome.parsed, outcome.warning,
-                                   "; ".join(outcome.notes) or None)
+                                   "; ".join(outcome.notes) or None, auth)
+
+    async def _authenticate(self, txn: Transaction, mail_from: str, raw: bytes,
+                            parsed: ParsedMessage) -> AuthResults:
+        from_domain = header_from_domain(parsed)
+        if self.authenticator is None:
+            return AuthResults.not_checked(from_domain)
+        return await self.authenticator.authenticate(
+            AuthRequest(txn.peer_ip, txn.helo, mail_from, raw, from_domain))
 
     async def _cpu(self, size: int, fn: Callable[..., T], *args) -> T:
         """Run CPU work for a large message in a thread, so other sessions go on meanwhile."""
@@ -149,7 +167,8 @@ class Intake:
                                   "message larger than [smtp] max_message_bytes", "")
 
     async def _deliver(self, txn: Transaction, mail_from: str, raw: bytes, original: ParsedMessage,
-                       final: ParsedMessage, warning: str | None, notes: str | None) -> Reply:
+                       final: ParsedMessage, warning: str | None, notes: str | None,
+                       auth: AuthResults) -> Reply:
         thread, party = txn.thread, txn.party
         assert thread is not None and party is not None
         # Read what the log keeps of the original now: `rewrite` changes the
@@ -183,6 +202,7 @@ class Intake:
             subject=subject, orig_message_id=orig_message_id,
             relay_message_id=relay_id, original=raw, delivered=delivered, status="queued",
             reason=notes, warning=warning, auto_reply=auto, attachments=attachments,
+            auth=auth.summary(), auth_results=auth.header(self.sender.hostname),
             deliveries=[NewDelivery(f"{self.settings.bounce_local}@{self.settings.alias_domain}",
                                     recipient, plan.recipient_alias)],
         )
@@ -203,7 +223,8 @@ class Intake:
                           deliveries=[NewDelivery("", thread.buyer_email)])
 
     async def _refuse(self, txn: Transaction, mail_from: str, raw: bytes, parsed: ParsedMessage | None,
-                      rule: str | None, reply: Reply, reason: str, excerpt: str) -> Reply:
+                      rule: str | None, reply: Reply, reason: str, excerpt: str,
+                      auth: AuthResults | None = None) -> Reply:
         thread = txn.thread
         subject = parsed.subject if parsed else None
         record = NewMessage(
@@ -211,7 +232,9 @@ class Intake:
             mail_from=mail_from, rcpt_to=list(txn.recipients),
             header_from=_header_from(parsed) if parsed else None, subject=subject,
             orig_message_id=_first_id(parsed.header("Message-ID")) if parsed else None,
-            original=raw, status="rejected", rule=rule, reason=reason, excerpt=excerpt[:500] or None)
+            original=raw, status="rejected", rule=rule, reason=reason, excerpt=excerpt[:500] or None,
+            auth=auth.summary() if auth else None,
+            auth_results=auth.header(self.sender.hostname) if auth else None)
         log.info("refused %s message for thread %s: rule=%s reason=%s",
                  txn.direction.value, thread.id if thread else None, rule, reason)
         await self.db.write(lambda c: log_message(c, record))

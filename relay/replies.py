@@ -40,6 +40,8 @@ R250_QUEUED = Reply(250, "2.0.0", "Message accepted for delivery")
 
 R421_SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")
 R451_TEMPORARY = Reply(451, "4.3.0", "Temporary local problem, try again later")
+# Sender authentication (relay/auth/check.py gives the specific text).
+R451_AUTH_TEMPORARY = Reply(451, "4.7.0", "Sender authentication could not be completed, try again later")
 R452_ONE_CONVERSATION = Reply(452, "4.5.3", "One conversation per message: send to this alias in a separate message")
 R452_TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 
@@ -48,6 +50,8 @@ R550_UNKNOWN_ALIAS = Reply(550, "5.1.1", "No such alias here")
 R550_NOT_PARTICIPANT = Reply(550, "5.7.1", "The sender is not part of this conversation")
 R550_NULL_SENDER = Reply(550, "5.7.1", "Bounces and other null-sender mail are not accepted for aliases")
 R550_BAD_FROM = Reply(550, "5.7.1", "The From header must name exactly one sender address")
+R550_SPF_FAIL = Reply(550, "5.7.23", "Sender authentication failed: SPF fail")
+R550_AUTH_FAILED = Reply(550, "5.7.1", "Sender authentication failed: DKIM or DMARC")
 R550_POLICY = Reply(550, "5.7.1", "Message refused by the marketplace's messaging rules")
 R552_TOO_BIG = Reply(552, "5.3.4", "Message too big for this relay")
 R553_BAD_ADDRESS = Reply(553, "5.1.3", "Malformed address")

@@ -51,7 +51,8 @@ class Handler:
         # as "no MAIL yet" and would answer RCPT with 503 instead of our 550.
         envelope.mail_from = address or "<>"
         envelope.mail_options.extend(mail_options)
-        setattr(envelope, _ENVELOPE_TXN, Transaction())
+        peer = session.peer[0] if isinstance(session.peer, tuple) and session.peer else None
+        setattr(envelope, _ENVELOPE_TXN, Transaction(peer_ip=peer, helo=session.host_name))
         return str(replies.R250_SENDER_OK)
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,

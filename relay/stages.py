@@ -3,8 +3,9 @@
 In order: a mail loop (more than 50 Received headers: 554 5.4.6); the
 header From, which must name exactly one address, and one that may write
 to this alias (the same participants as the envelope check at RCPT); then
-each `SenderCheck`, the seam where proof of origin (SPF, DKIM, DMARC)
-plugs in. The first refusal wins; `None` means go on.
+each `SenderCheck`, which judges proof of origin from the message's
+`AuthResults` (SPF, DKIM, DMARC, evaluated before the stages run:
+`relay.auth.check.AuthCheck`). The first refusal wins; `None` means go on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Protocol
 
 from aliasing.addresses import try_parse
 from aliasing.codec import Party
+from relay.auth.results import AuthResults
 from policy.parsed import ParsedMessage
 from relay import replies
 from relay.classify import MAX_RECEIVED, received_count
@@ -31,11 +33,11 @@ class StageRefusal:
 
 class SenderCheck(Protocol):
     async def check(self, parsed: ParsedMessage, mail_from: str, thread: ThreadInfo,
-                    party: Party) -> StageRefusal | None: ...
+                    party: Party, auth: AuthResults) -> StageRefusal | None: ...
 
 
 async def first_refusal(parsed: ParsedMessage, thread: ThreadInfo, party: Party, mail_from: str,
-                        sender_checks: list[SenderCheck]) -> StageRefusal | None:
+                        sender_checks: list[SenderCheck], auth: AuthResults) -> StageRefusal | None:
     hops = received_count(parsed)
     if hops > MAX_RECEIVED:
         return StageRefusal("loop", replies.R554_LOOP, f"{hops} Received headers")
@@ -43,7 +45,7 @@ async def first_refusal(parsed: ParsedMessage, thread: ThreadInfo, party: Party,
     if refusal is not None:
         return refusal
     for check in sender_checks:
-        refusal = await check.check(parsed, mail_from, thread, party)
+        refusal = await check.check(parsed, mail_from, thread, party, auth)
         if refusal is not None:
             return refusal
     return None

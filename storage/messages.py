@@ -82,6 +82,8 @@ class NewMessage:
     excerpt: str | None = None
     warning: str | None = None
     auto_reply: bool = False
+    auth: dict[str, str] | None = None     # {"spf": ..., "dkim": ..., "dmarc": ...}
+    auth_results: str | None = None        # the Authentication-Results field, for the log only
     attachments: list[AttachmentInfo] = field(default_factory=list)
     deliveries: list[NewDelivery] = field(default_factory=list)
 
@@ -100,6 +102,7 @@ def log_message(conn: Connection, msg: NewMessage) -> int:
         reason=fit(m.reason, msg.reason), excerpt=fit(m.excerpt, msg.excerpt),
         warning=fit(m.warning, msg.warning), attachment_count=len(msg.attachments),
         auto_reply=msg.auto_reply, no_response_needed=False,
+        auth=json.dumps(msg.auth) if msg.auth is not None else None, auth_results=msg.auth_results,
         received_at=now, updated_at=now)).inserted_primary_key[0]
     conn.execute(_ADD_BODY, dict(message_id=message_id, original=msg.original, delivered=msg.delivered))
     if msg.attachments:
@@ -173,7 +176,7 @@ def list_messages(conn: Connection, f: ListFilter) -> list[dict]:
     m, t = messages, threads
     q = (select(m.c.id, m.c.thread_id, t.c.order_id, m.c.direction, m.c.subject, m.c.received_at,
                 m.c.status, m.c.rule, m.c.warning, m.c.attachment_count, m.c.auto_reply,
-                m.c.no_response_needed, m.c.replied_at)
+                m.c.no_response_needed, m.c.replied_at, m.c.auth)
          .join(t, t.c.id == m.c.thread_id)
          .where(m.c.kind == "conversation"))
     if f.order_id:
@@ -225,6 +228,7 @@ def _listed(row) -> dict:
         "warning": row.warning, "attachments": row.attachment_count,
         "response_needed": response_needed, "replied_at": to_iso(row.replied_at),
         "auto_reply": bool(row.auto_reply),
+        "auth": json.loads(row.auth) if row.auth else None,
     }
 
 

@@ -97,6 +97,8 @@ class Message(Base):
     auto_reply: Mapped[bool] = mapped_column(Boolean, default=False)
     no_response_needed: Mapped[bool] = mapped_column(Boolean, default=False)
     replied_at: Mapped[datetime | None] = mapped_column(DateTime)
+    auth: Mapped[str | None] = mapped_column(Text)  # JSON: SPF, DKIM, DMARC result words
+    auth_results: Mapped[str | None] = mapped_column(Text)  # the Authentication-Results field
     received_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 

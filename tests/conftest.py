@@ -6,11 +6,20 @@ be told to answer 4xx or 5xx), `relay_factory` writes a `relay.toml` into
 the test's folder, builds the real `App` on an ephemeral port with a real
 SQLite file, `relays` starts `relay serve` as a real child process, and
 `dns_server` answers from records the test sets.
+
+Every relay authenticates its senders (SPF, DKIM, DMARC) in strict mode,
+as in production. So that mail sent from loopback is authentic by
+default, every config points `[dns] nameservers` at a responder whose
+wildcard default TXT record is `LOOPBACK_SPF` (an SPF pass for 127.0.0.0/8
+for any domain): `default_dns()`, shared by the session and served from a
+thread, unless the test passes its own `dns_server`, which has the same
+default.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import email
 import email.policy
 import json
@@ -35,6 +44,7 @@ ALIAS_DOMAIN = "marketplace.example"
 SELLER_EMAIL = "owner@sellershop.example"
 BUYER_EMAIL = "jane.buyer@buyermail.example"
 ORDER_ID = "112-1234567-1234567"
+LOOPBACK_SPF = "v=spf1 ip4:127.0.0.0/8 -all"
 
 
 @dataclass
@@ -102,9 +112,17 @@ async def sink():
     await s.close()
 
 
+@functools.cache
+def default_dns() -> DnsResponder:
+    """The session's DNS responder: only the loopback SPF default, in a thread of its own."""
+    responder = DnsResponder(fallback_txt=LOOPBACK_SPF)
+    responder.start_thread()
+    return responder
+
+
 @pytest.fixture
 async def dns_server():
-    responder = DnsResponder()
+    responder = DnsResponder(fallback_txt=LOOPBACK_SPF)
     await responder.start()
     yield responder
     responder.stop()
@@ -112,11 +130,11 @@ async def dns_server():
 
 def write_config(folder: Path, *, smarthost_port: int | None = None, dns_port: int | None = None,
                  mx_port: int = 25, extra: str = "", retry: str = "[1, 1, 2]", max_age: float = 60,
-                 smtp_extra: str = "") -> Path:
-    """`extra` is appended as whole sections; `smtp_extra` adds keys to [smtp]."""
+                 smtp_extra: str = "", dns_extra: str = "") -> Path:
+    """`extra` is appended as whole sections; `smtp_extra` and `dns_extra` add keys to [smtp], [dns]."""
     delivery = (f'mode = "smarthost"\nsmarthost = "127.0.0.1:{smarthost_port}"'
                 if smarthost_port else f'mode = "mx"\nmx_port = {mx_port}')
-    dns = f'nameservers = ["127.0.0.1:{dns_port}"]' if dns_port else "nameservers = []"
+    dns = f'nameservers = ["127.0.0.1:{dns_port or default_dns().port}"]\n{dns_extra}'
     text = textwrap.dedent(f"""\
         [smtp]
         host = "127.0.0.1"
