@@ -8,7 +8,7 @@ timeout). Negative answers carry an SOA record, so resolvers may cache
 them. `queries` counts what was asked, so tests can see caching.
 
 `fallback_txt`, when set, is a wildcard default: the TXT answer for every
-name without TXT records of its own, except names whose first label starts
+name without TXT records of its own, except names with a label that starts
 with "_" (DMARC records, DKIM keys) and names in `timeouts`. The test
 fixtures set it to an SPF record that lets loopback send for any domain.
 
@@ -103,7 +103,7 @@ class DnsResponder(asyncio.DatagramProtocol):
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         entries = self.records.get((name, rdtype))
-        if not entries and rdtype == "TXT" and self.fallback_txt and not name.startswith("_"):
+        if not entries and rdtype == "TXT" and self.fallback_txt and "._" not in f".{name}":
             entries = [(self.fallback_txt, 300)]
         if entries:
             rrset = dns.rrset.RRset(question.name, dns.rdataclass.IN, question.rdtype)

@@ -115,7 +115,7 @@ def _verify_all(message: dkim.DKIM, tags: list[dict[bytes, bytes] | None],
             results.append(DkimSignature(domain, selector, "permerror", "signature lacks d= or s="))
         elif isinstance(keys.get(name), DnsTempError):
             results.append(DkimSignature(domain, selector, "temperror", "key lookup failed"))
-        elif not keys.get(name):
+        elif b"p=" not in keys.get(name, b""):
             results.append(DkimSignature(domain, selector, "permerror", "no key published"))
         else:
             results.append(_verify_one(message, index, domain, selector, dnsfunc))
