@@ -10,8 +10,10 @@ lookup timed out).
 The cryptography is dkimpy's. dkimpy looks keys up through a blocking
 `dnsfunc`; so the key records are fetched first, concurrently, on the
 asyncio resolver, and dkimpy is handed a `dnsfunc` that answers from what
-was fetched. Hashing a large body takes long enough to hold up other
-sessions: messages over `OFF_LOOP_BYTES` are verified in a worker thread.
+was fetched. The RSA verification itself is cheap (about 0.4 ms per
+signature with a 2048-bit key); canonicalizing and hashing the body costs
+about 9 ms per MB, enough to hold up other sessions for a large message:
+messages over `OFF_LOOP_BYTES` are verified in a worker thread.
 """
 
 from __future__ import annotations
