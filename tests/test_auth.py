@@ -141,6 +141,19 @@ async def test_dkim_that_does_not_verify_is_refused(setup, dns_server, keys, pub
     assert auth_of(app) == {"spf": "softfail", "dkim": result, "dmarc": "none"}
 
 
+@pytest.mark.parametrize("signature", [
+    "garbage",
+    "v=1; a=rsa-sha256; d=; s=; b=; bh=",
+    "v=1; a=rsa-sha256; d=sellershop.example; s=s1; h=from; bh=!!; b=%%",
+    "v=1; a=rsa-sha256; d=sellershop.example; s=s1\x00; h=from; bh=AAAA; b=AAAA",
+], ids=["garbage", "empty-tags", "bad-base64", "nul"])
+async def test_a_broken_signature_is_a_permerror_not_a_crash(setup, signature):
+    app, conv = await setup()
+    code, _ = await attempt(app, conv, seller_message(conv, headers={"DKIM-Signature": signature}))
+    assert code == 250  # SPF passes and aligns; the broken signature proves nothing
+    assert auth_of(app) == {"spf": "pass", "dkim": "permerror", "dmarc": "none"}
+
+
 async def test_replayed_signature_with_a_changed_body_fails(setup, dns_server, keys):
     dns_server.add(SELLER_DOMAIN, "TXT", "v=spf1 ~all")
     dns_server.add(f"_dmarc.{SELLER_DOMAIN}", "TXT", "v=DMARC1; p=reject")

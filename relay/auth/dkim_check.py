@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 
 import dkim
@@ -30,6 +31,8 @@ from relay.auth.lookup import AuthDns, DnsTempError
 MAX_SIGNATURES = 5
 OFF_LOOP_BYTES = 256 * 1024
 MIN_KEY_BITS = 1024
+_SIGNATURE_FIELD = re.compile(rb"^dkim-signature[ \t]*:", re.IGNORECASE | re.MULTILINE)
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,13 @@ class DkimVerifier:
         self.quiet = logging.Logger("relay.auth.dkimpy", logging.CRITICAL)
 
     async def verify(self, raw: bytes) -> list[DkimSignature]:
+        end = _HEADER_END.search(raw)
+        if not _SIGNATURE_FIELD.search(raw, 0, end.start() if end else len(raw)):
+            return []  # unsigned: dkimpy need not read the message at all
         try:
             message = dkim.DKIM(raw, logger=self.quiet, minkey=self.min_key_bits)
-        except dkim.DKIMException as exc:  # headers dkimpy cannot split
-            return [DkimSignature("", "", "permerror", str(exc)[:200])] if b"dkim-signature" in raw.lower() else []
+        except Exception as exc:  # headers dkimpy cannot split: the message is hostile or broken
+            return [DkimSignature("", "", "permerror", f"unreadable message: {exc.__class__.__name__}")]
         tags = _signature_tags(message.headers)
         if not tags:
             return []
@@ -129,6 +135,6 @@ def _verify_one(message: dkim.DKIM, index: int, domain: str, selector: str, dnsf
         ok = message.verify(idx=index, dnsfunc=dnsfunc)
     except dkim.ValidationError as exc:  # body hash mismatch, expired, bad tags
         return DkimSignature(domain, selector, "fail", str(exc)[:200])
-    except dkim.DKIMException as exc:  # malformed signature or key
-        return DkimSignature(domain, selector, "permerror", str(exc)[:200])
+    except Exception as exc:  # malformed signature or key (dkimpy raises more than DKIMException)
+        return DkimSignature(domain, selector, "permerror", f"{exc.__class__.__name__}: {exc}"[:200])
     return DkimSignature(domain, selector, "pass" if ok else "fail", "" if ok else "signature does not verify")

@@ -38,6 +38,7 @@ MAX_VOID_LOOKUPS = 2
 MAX_NAMES = 10  # per mx or ptr mechanism
 
 _TERM = re.compile(r"^([+\-~?]?)([A-Za-z][A-Za-z0-9_.\-]*)(?::([^/]*))?((?:/\d+)?(?://\d+)?)$")
+_IP_TERM = re.compile(r"^[+\-~?]?ip[46]:", re.IGNORECASE)
 _MODIFIER = re.compile(r"^([A-Za-z][A-Za-z0-9_.\-]*)=(.*)$")
 _MACRO = re.compile(r"%(?:\{([slodiphcrtvSLODIPHCRTV])(\d*)(r?)([.\-+,/_=]*)\}|(.)|$)")
 
@@ -59,7 +60,7 @@ class SpfError(Exception):
 class Term:
     qualifier: str
     name: str
-    domain_spec: str | None
+    domain_spec: str | None    # for ip4 and ip6: the network
     cidr4: int | None = None
     cidr6: int | None = None
 
@@ -110,7 +111,7 @@ def parse_record(text: str) -> Record:
         if not word:
             continue
         modifier = _MODIFIER.match(word)
-        if modifier and ":" not in modifier.group(1):
+        if modifier:
             name, value = modifier.group(1).lower(), modifier.group(2)
             if name in seen and name in ("redirect", "exp"):
                 raise SpfError("permerror", f"{name}= given twice")
@@ -123,8 +124,7 @@ def parse_record(text: str) -> Record:
 
 
 def _parse_mechanism(word: str) -> Term:
-    if word.lower().startswith(("ip4:", "ip6:", "+ip4:", "+ip6:", "-ip4:", "-ip6:", "~ip4:", "~ip6:",
-                                "?ip4:", "?ip6:")):
+    if _IP_TERM.match(word):
         return _parse_ip(word)
     m = _TERM.match(word)
     if not m or m.group(2).lower() not in MECHANISMS:
