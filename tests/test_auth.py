@@ -246,6 +246,18 @@ async def test_dns_timeout_is_a_temporary_refusal(setup, dns_server):
     assert entry["auth"] == {"spf": "temperror", "dkim": "none", "dmarc": "none"}
 
 
+async def test_answers_are_cached_as_their_ttl_allows(setup, dns_server, keys):
+    publish_key(dns_server, keys[0])
+    app, conv = await setup()
+    for n in range(3):
+        data = sign(seller_message(conv, body=f"Update {n}\n"), keys[0])
+        assert (await attempt(app, conv, data))[0] == 250
+    assert [e["auth"]["dkim"] for e in logged(app)] == ["pass"] * 3
+    assert dns_server.queries[(SELLER_DOMAIN, "TXT")] == 1
+    assert dns_server.queries[(f"s1._domainkey.{SELLER_DOMAIN}", "TXT")] == 1
+    assert dns_server.queries[(f"_dmarc.{SELLER_DOMAIN}", "TXT")] == 1  # "no record" is cached too
+
+
 async def test_mode_off_checks_nothing(setup, dns_server):
     dns_server.add(SELLER_DOMAIN, "TXT", "v=spf1 -all")
     app, conv = await setup(extra='\n[auth]\nmode = "off"\n')
