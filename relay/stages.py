@@ -15,9 +15,9 @@ from typing import Protocol
 
 from aliasing.addresses import try_parse
 from aliasing.codec import Party
-from relay.auth.results import AuthResults
 from policy.parsed import ParsedMessage
 from relay import replies
+from relay.auth.results import AuthResults
 from relay.classify import MAX_RECEIVED, received_count
 from relay.replies import Reply
 from storage.directory import ThreadInfo

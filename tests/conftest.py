@@ -19,9 +19,9 @@ default.
 from __future__ import annotations
 
 import asyncio
-import functools
 import email
 import email.policy
+import functools
 import json
 import socket
 import sys

@@ -219,7 +219,10 @@ class SpfEvaluator:
     async def check_host(self, ip: str, domain: str, local: str = "postmaster", helo: str = "") -> SpfResult:
         """check_host() for `local`@`domain` (MAIL FROM, or postmaster@ the HELO name)."""
         domain = domain.lower().rstrip(".")
-        check = _Check(client_ip(ip), local or "postmaster", domain, helo)
+        try:
+            check = _Check(client_ip(ip), local or "postmaster", domain, helo)
+        except ValueError:
+            return SpfResult("none", domain, "no usable client address")
         if not valid_domain(domain):
             return SpfResult("none", domain, "not a fully qualified domain")
         try:
