@@ -81,7 +81,8 @@ class App:
                            concurrency=d.concurrency, lease_seconds=d.lease_seconds,
                            poll_interval=d.poll_interval, stop_grace=config.smtp.shutdown_grace),
             sender)
-        auth = AuthSettings(config.auth.mode, config.auth.relaxed_domains)
+        # A message's checks may take a few DNS timeouts (SPF follows includes), not more.
+        auth = AuthSettings(config.auth.mode, config.auth.relaxed_domains, deadline=4 * config.dns.timeout)
         # Its own resolver: the authentication lookups are cached as their TTL allows.
         authenticator = Authenticator(auth, AuthDns(make_resolver(config.dns.nameservers, config.dns.timeout)),
                                       OrgDomains())

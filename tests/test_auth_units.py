@@ -11,7 +11,7 @@ import pytest
 
 from relay import replies
 from relay.auth import dmarc
-from relay.auth.check import AuthSettings, decide
+from relay.auth.check import Authenticator, AuthRequest, AuthSettings, decide
 from relay.auth.dkim_check import DkimSignature
 from relay.auth.lookup import AuthDns
 from relay.auth.results import AuthResults
@@ -265,3 +265,14 @@ def test_mode_off_records_none_and_decides_nothing():
     assert found.summary() == {"spf": "none", "dkim": "none", "dmarc": "none"}
     assert decide(found, AuthSettings(mode="off")) is None
     assert found.header("relay.test") == "Authentication-Results: relay.test; none"
+
+
+async def test_checks_that_outlast_the_deadline_are_temperrors(responder):
+    responder.add("chain.example", "TXT", "v=spf1 include:slow.example -all")
+    authenticator = Authenticator(AuthSettings(deadline=0.05), auth_dns(responder), dmarc.OrgDomains())
+    found = await authenticator.authenticate(
+        AuthRequest("192.0.2.5", "mx.chain.example", "x@chain.example", b"From: x@chain.example\r\n\r\nHi\r\n",
+                    "chain.example"))
+    assert found.summary() == {"spf": "temperror", "dkim": "none", "dmarc": "temperror"}
+    reply, _ = decide(found, AuthSettings())
+    assert reply.code == 451

@@ -26,7 +26,8 @@ nothing and records every result as none.
 Refusals: an SPF fail is 550 5.7.23, any other failure 550 5.7.1; their
 text says which of SPF, DKIM and DMARC failed and names no host or
 address. When the claim is not proven and a check ended in temperror (DNS
-timeout or server failure), the answer is 451 4.7.0: a retry may pass.
+timeout or server failure, or all checks of the message together took
+longer than `deadline`), the answer is 451 4.7.0: a retry may pass.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ RELAXED_DKIM = {"pass", "none"}
 class AuthSettings:
     mode: str = "strict"
     relaxed_domains: tuple[str, ...] = ()
+    deadline: float = 20.0   # seconds for all checks of one message; then every result is temperror
 
     def relaxed_for(self, domain: str) -> bool:
         domain = domain.lower()
@@ -93,8 +95,13 @@ class Authenticator:
     async def authenticate(self, request: AuthRequest) -> AuthResults:
         if self.settings.mode == "off":
             return AuthResults.not_checked(request.from_domain)
-        spf, signatures, (policy, policy_temp) = await asyncio.gather(
-            self._spf(request), self.dkim.verify(request.raw), self._policy(request.from_domain))
+        try:
+            async with asyncio.timeout(self.settings.deadline):
+                spf, signatures, (policy, policy_temp) = await asyncio.gather(
+                    self._spf(request), self.dkim.verify(request.raw), self._policy(request.from_domain))
+        except TimeoutError:  # a chain of slow lookups: the sender may try again
+            return AuthResults(SpfResult("temperror", "", "checks took too long"), (), "temperror",
+                               request.from_domain)
         from_domain = request.from_domain
         if from_domain is None:
             return AuthResults(spf, tuple(signatures), "permerror", None)
