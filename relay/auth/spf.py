@@ -132,7 +132,7 @@ def _parse_mechanism(word: str) -> Term:
     qualifier, name, spec, cidr = m.group(1) or "+", m.group(2).lower(), m.group(3), m.group(4)
     if name in ("include", "exists") and not spec:
         raise SpfError("permerror", f"{name} needs a domain")
-    if name in ("all", "include", "exists", "ptr") and cidr or name == "all" and spec is not None:
+    if (name in ("all", "include", "exists", "ptr") and cidr) or (name == "all" and spec is not None):
         raise SpfError("permerror", f"malformed term {word!r}")
     if spec == "":
         raise SpfError("permerror", f"empty domain in {word!r}")
@@ -298,6 +298,7 @@ class SpfEvaluator:
 
     async def _ptr(self, check: _Check, target: str) -> bool:
         """Validated reverse names that end in `target`; DNS errors here are no match (RFC 7208 5.5)."""
+        target = target.lower()
         try:
             names = (await self.dns.ptr(check.ip))[:MAX_NAMES]
             for name in names:
