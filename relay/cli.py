@@ -29,7 +29,7 @@ from relay.config import Config, ConfigError
 from storage import directory, messages
 from storage.db import DatabaseError
 from storage.directory import DirectoryError
-from storage.timeutil import to_naive_utc
+from storage.timeutil import to_iso, to_naive_utc
 
 ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
 ASIN = re.compile(r"^[A-Z0-9]{10}$")
@@ -102,6 +102,11 @@ def build_parser() -> Parser:
     t_open.add_argument("--asin", action="append", default=[])
     t_open.add_argument("--fulfillment", choices=["mfn", "fba"], default="mfn")
     t_open.set_defaults(func=cmd_thread_open)
+    for action, what in (("close", "stop accepting mail for the thread's aliases"),
+                         ("reopen", "accept mail for a closed thread's aliases again")):
+        t_state = thread.add_parser(action, help=what)
+        t_state.add_argument("thread_id")
+        t_state.set_defaults(func=cmd_thread_close, closed=action == "close")
 
     message = sub.add_parser("message", help="the message log").add_subparsers(parser_class=Parser, metavar="ACTION")
     m_list = message.add_parser("list", help="list conversation messages, newest first")
@@ -267,6 +272,16 @@ def cmd_thread_open(args, config: Config) -> int:
     _print_json({"thread_id": info.id, "order_id": info.order_id,
                  "buyer_alias": f"{info.buyer_alias}@{domain}",
                  "seller_alias": f"{info.seller_alias}@{domain}"})
+    return 0
+
+
+def cmd_thread_close(args, config: Config) -> int:
+    if not args.thread_id.isdigit():
+        raise UsageError(f"invalid thread id {args.thread_id[:40]!r}: expected a number")
+    thread_id = int(args.thread_id)
+    closed_at = _with_db(config, lambda c, _k: directory.set_thread_closed(c, thread_id, args.closed))
+    _print_json({"thread_id": thread_id, "closed": closed_at is not None,
+                 "closed_at": to_iso(closed_at)})
     return 0
 
 

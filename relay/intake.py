@@ -31,6 +31,7 @@ from policy.parsed import ParsedMessage
 from policy.rule import Context, Direction, Rule
 from relay import replies, stages
 from relay.classify import is_auto_reply
+from relay.limits import RateLimited, RateLimiter, header_length
 from relay.notices import Sender, acknowledgment
 from relay.replies import Reply
 from relay.msgids import referenced_ids
@@ -54,6 +55,8 @@ class Transaction:
     thread: ThreadInfo | None = None
     party: Party | None = None          # whom the accepted alias stands for
     recipients: list[str] = field(default_factory=list)
+    peer_ip: str | None = None          # the connecting client, from the SMTP session
+    helo: str | None = None
 
     @property
     def direction(self) -> Direction:
@@ -66,12 +69,14 @@ class IntakeSettings:
     marketplace_name: str
     max_recipients: int
     bounce_local: str = "bounces"
+    max_header_bytes: int = 64 * 1024
 
 
 class Intake:
     def __init__(self, settings: IntakeSettings, db: Database, keyring: KeyRing, rules: list[Rule],
                  sender: Sender, on_queued: Callable[[], None] = lambda: None,
-                 sender_checks: list[stages.SenderCheck] | None = None):
+                 sender_checks: list[stages.SenderCheck] | None = None,
+                 limiter: RateLimiter | None = None):
         self.settings = settings
         self.db = db
         self.keyring = keyring
@@ -79,6 +84,7 @@ class Intake:
         self.sender = sender
         self.on_queued = on_queued
         self.sender_checks = sender_checks or []
+        self.limiter = limiter
 
     def alias_address(self, local: str) -> str:
         return f"{local}@{self.settings.alias_domain}"
@@ -105,9 +111,15 @@ class Intake:
         alias = thread.buyer_alias if decoded.party is Party.BUYER else thread.seller_alias
         if alias != address.local.lower():
             return replies.R550_UNKNOWN_ALIAS  # an alias of a rotated-away encoding
+        if thread.closed_at is not None:
+            return replies.R550_THREAD_CLOSED
         sender = try_parse(mail_from)
         if sender is None or sender.key not in thread.senders_for(decoded.party):
             return replies.R550_NOT_PARTICIPANT
+        if txn.thread is None and self.limiter is not None:
+            limited = await self.limiter.check(thread.id, mail_from, txn.peer_ip)
+            if limited is not None:
+                return limited
         txn.thread, txn.party = thread, decoded.party
         if address.key not in txn.recipients:
             txn.recipients.append(address.key)
@@ -118,6 +130,9 @@ class Intake:
         if thread is None or party is None:
             return replies.R451_TEMPORARY
         ctx = Context(txn.direction, thread.order_id, self.settings.marketplace_name)
+        if header_length(raw) > self.settings.max_header_bytes:
+            return await self._refuse(txn, mail_from, raw, None, "header-size", replies.R552_HEADER_TOO_BIG,
+                                      "header larger than [limits] max_header_bytes", "")
         try:
             parsed = await self._cpu(len(raw), ParsedMessage.from_bytes, raw)
         except Exception:  # the parser is meant not to raise; if it does, refuse cleanly
@@ -189,7 +204,12 @@ class Intake:
         notice = None
         if txn.direction is Direction.BUYER_TO_SELLER and not auto:
             notice = self._acknowledgment(thread, subject, record.orig_message_id)
-        await self.db.write(lambda c: _store(c, record, notice))
+        admit = self.limiter.admission(thread.id, mail_from, txn.peer_ip) if self.limiter else None
+        try:
+            await self.db.write(lambda c: _store(c, record, notice, admit))
+        except RateLimited as limited:
+            log.info("deferred %s message for thread %s: %s", txn.direction.value, thread.id, limited)
+            return limited.reply
         self.on_queued()
         return replies.R250_QUEUED
 
@@ -236,7 +256,9 @@ def _attachment_infos(parsed: ParsedMessage) -> list[AttachmentInfo]:
     return [AttachmentInfo(a.filename, a.content_type, len(a.data), a.sha256) for a in parsed.attachments]
 
 
-def _store(conn, record: NewMessage, notice: NewMessage | None) -> int:
+def _store(conn, record: NewMessage, notice: NewMessage | None, admit: Callable | None = None) -> int:
+    if admit is not None:
+        admit(conn)  # counts and records the rate-limit events, or raises RateLimited
     message_id = log_message(conn, record)
     if notice is not None:
         log_message(conn, notice)
