@@ -17,7 +17,8 @@ event. A thread is counted from the message log; senders and networks
 from `accept_events`, keyed by `key_hash`, a keyed hash the composition
 root supplies, so the table holds no address. An IPv6 client is counted
 by its /64 network (one host often owns the whole /64). Events older than
-an hour are pruned about once a minute, in the same transactions.
+an hour are deleted in the same transactions (on an index: the few that
+aged out since the last message).
 
 `header_length(raw)` is the size of the header block, for the
 `max_header_bytes` limit that the intake checks before parsing.
@@ -43,7 +44,6 @@ from storage.timeutil import utcnow
 
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
-PRUNE_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,6 @@ class RateLimiter:
         self.settings = settings
         self.db = db
         self.key_hash = key_hash
-        self._next_prune = datetime.min
 
     def _keys(self, mail_from: str, peer_ip: str | None) -> _Keys:
         s = self.settings
@@ -136,9 +135,7 @@ class RateLimiter:
                 raise RateLimited(reply)
             store.record_events(conn, [(kind, key) for kind, key in (("ip", keys.ip), ("sender", keys.sender))
                                        if key], now)
-            if now >= self._next_prune:
-                self._next_prune = now + PRUNE_EVERY
-                store.prune_events(conn, now - HOUR)
+            store.prune_events(conn, now - HOUR)
         return admit
 
 

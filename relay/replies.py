@@ -40,7 +40,7 @@ R250_QUEUED = Reply(250, "2.0.0", "Message accepted for delivery")
 
 R421_SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")
 R421_TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "Too many connections, try again later")
-R421_IDLE_TIMEOUT = Reply(421, "4.4.2", "Idle too long, closing connection")
+R421_TIMEOUT = Reply(421, "4.4.2", "Timed out waiting for the client, closing connection")
 R421_SESSION_TIMEOUT = Reply(421, "4.4.2", "Session time limit reached, closing connection")
 R451_RATE_SENDER = Reply(451, "4.7.1", "Too many messages from this sender address, try again later")
 R451_RATE_THREAD = Reply(451, "4.7.1", "Too many messages in this conversation, try again later")

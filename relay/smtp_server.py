@@ -147,7 +147,7 @@ class RelaySMTP(SMTP):
         if self.busy:
             self._reset_timeout()
             return
-        self._say_goodbye(replies.R421_IDLE_TIMEOUT)
+        self._say_goodbye(replies.R421_TIMEOUT)
 
     def _session_expired(self) -> None:
         if self.busy:
