@@ -30,7 +30,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from aliasing.addresses import try_parse
 from relay import replies, smtp_data
@@ -86,6 +86,9 @@ class Handler:
         return str(await self.intake.refuse_oversize(txn, _sender(envelope)))
 
     async def handle_exception(self, error: Exception) -> str:
+        if isinstance(error, TLSSetupException):  # the client gave up on the handshake
+            log.info("STARTTLS handshake failed: %r", error.__cause__)
+            return str(replies.R451_TEMPORARY)
         log.error("SMTP session error", exc_info=error)
         return str(replies.R451_TEMPORARY)
 
