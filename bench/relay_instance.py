@@ -46,6 +46,12 @@ def config_text(port: int, sink: tuple[str, int], overrides: dict[tuple[str, str
         ("storage", "url"): '"sqlite:///relay.db"',
         ("delivery", "mode"): '"smarthost"',
         ("delivery", "smarthost"): f'"{sink[0]}:{sink[1]}"',
+        # One client floods one thread from one address: the rate limits
+        # would stop it within a minute. (--set limits.per_ip_per_minute=N
+        # measures them.)
+        ("limits", "per_sender_per_hour"): "0",
+        ("limits", "per_thread_per_hour"): "0",
+        ("limits", "per_ip_per_minute"): "0",
     }
     settings.update(overrides)
     lines = ["# Written by bench/run.py for one benchmark run."]
