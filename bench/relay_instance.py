@@ -47,8 +47,8 @@ def config_text(port: int, sink: tuple[str, int], overrides: dict[tuple[str, str
         ("delivery", "mode"): '"smarthost"',
         ("delivery", "smarthost"): f'"{sink[0]}:{sink[1]}"',
         # One client floods one thread from one address: the rate limits
-        # would stop it within a minute. (--set limits.per_ip_per_minute=N
-        # measures them.)
+        # would stop it within a minute (--relay-set limits.per_ip_per_minute=N
+        # measures them).
         ("limits", "per_sender_per_hour"): "0",
         ("limits", "per_thread_per_hour"): "0",
         ("limits", "per_ip_per_minute"): "0",
