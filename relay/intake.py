@@ -31,7 +31,7 @@ from policy.parsed import ParsedMessage
 from policy.rule import Context, Direction, Rule
 from relay import replies, stages
 from relay.classify import is_auto_reply
-from relay.limits import RateLimited, RateLimiter, header_length
+from relay.limits import RateLimited, RateLimiter, TooComplex, header_length, parse_bounded
 from relay.notices import Sender, acknowledgment
 from relay.replies import Reply
 from relay.msgids import referenced_ids
@@ -134,7 +134,9 @@ class Intake:
             return await self._refuse(txn, mail_from, raw, None, "header-size", replies.R552_HEADER_TOO_BIG,
                                       "header larger than [limits] max_header_bytes", "")
         try:
-            parsed = await self._cpu(len(raw), ParsedMessage.from_bytes, raw)
+            parsed = await self._cpu(len(raw), parse_bounded, raw)
+        except TooComplex as exc:
+            return await self._refuse(txn, mail_from, raw, None, "mime-structure", exc.reply, str(exc), "")
         except Exception:  # the parser is meant not to raise; if it does, refuse cleanly
             log.exception("message from a %s could not be parsed", txn.direction.value)
             return await self._refuse(txn, mail_from, raw, None, "parse", replies.R554_UNPARSEABLE,

@@ -21,14 +21,22 @@ an hour are deleted in the same transactions (on an index: the few that
 aged out since the last message).
 
 `header_length(raw)` is the size of the header block, for the
-`max_header_bytes` limit that the intake checks before parsing.
+`max_header_bytes` limit that the intake checks before parsing, and
+`parse_bounded(raw)` parses a message at most `MAX_MIME_PARTS` parts and
+`MAX_MIME_DEPTH` levels deep (Postfix's `mime_nesting_limit`): it stops
+as soon as the parser creates one part too many, so ten thousand tiny
+parts cost no more than a thousand, and checks the depth without
+recursion, before any rule or the rewrite walks the tree recursively.
+Beyond either it raises `TooComplex` with the reply to give (554 5.6.0).
 """
 
 from __future__ import annotations
 
+import email
 import hashlib
 import hmac
 import ipaddress
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,12 +44,15 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection
 
 from aliasing.addresses import try_parse
+from policy.parsed import POLICY, ParsedMessage
 from relay import replies
 from relay.replies import Reply
 from storage import limits as store
 from storage.db import Database
 from storage.timeutil import utcnow
 
+MAX_MIME_PARTS = 1000
+MAX_MIME_DEPTH = 100
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 
@@ -145,3 +156,40 @@ def header_length(raw: bytes) -> int:
         return 0
     ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
     return min(ends) if ends else len(raw)
+
+
+class TooComplex(Exception):
+    """The message's MIME structure is beyond the limits; `reply` says which."""
+
+    def __init__(self, reply: Reply):
+        super().__init__(reply.text)
+        self.reply = reply
+
+
+def parse_bounded(raw: bytes) -> ParsedMessage:
+    made = itertools.count()
+
+    def factory(policy=POLICY):
+        if next(made) > MAX_MIME_PARTS:  # the first call is the parser trying the factory out
+            raise TooComplex(replies.R554_TOO_MANY_PARTS)
+        return POLICY.message_factory(policy=policy)
+    try:
+        message = email.message_from_bytes(raw, _class=factory, policy=POLICY)
+    except RecursionError:
+        raise TooComplex(replies.R554_MIME_TOO_DEEP) from None
+    if mime_depth(message) > MAX_MIME_DEPTH:
+        raise TooComplex(replies.R554_MIME_TOO_DEEP)
+    return ParsedMessage(message, raw)
+
+
+def mime_depth(message) -> int:
+    """Levels of nesting (1: a single part), walked without recursion."""
+    deepest = 0
+    stack = [(message, 1)]
+    while stack:
+        part, depth = stack.pop()
+        deepest = max(deepest, depth)
+        payload = part.get_payload() if part.is_multipart() else None
+        if isinstance(payload, list):
+            stack.extend((child, depth + 1) for child in payload)
+    return deepest

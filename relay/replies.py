@@ -63,3 +63,5 @@ R552_HEADER_TOO_BIG = Reply(552, "5.3.4", "Message header too big for this relay
 R553_BAD_ADDRESS = Reply(553, "5.1.3", "Malformed address")
 R554_LOOP = Reply(554, "5.4.6", "Mail loop detected: too many Received headers")
 R554_UNPARSEABLE = Reply(554, "5.6.0", "Message could not be parsed")
+R554_TOO_MANY_PARTS = Reply(554, "5.6.0", "Too many MIME parts (at most 1000)")
+R554_MIME_TOO_DEEP = Reply(554, "5.6.0", "MIME parts nested too deeply (at most 100 levels)")
