@@ -146,7 +146,7 @@ def _days(text: str) -> int:
 
 
 def _seller_id(text: str) -> str:
-    if not SELLER_ID.match(text):
+    if not SELLER_ID.fullmatch(text):  # fullmatch: "$" would let a final line break through
         raise UsageError(f"invalid seller id {text[:40]!r}: letters, digits, '.', '_' and '-', at most 64")
     return text
 
@@ -161,6 +161,8 @@ def _name(text: str, what: str) -> str:
 
 
 def _address(text: str, what: str):
+    if any(not c.isprintable() for c in text):  # parse_address would strip a trailing line break
+        raise UsageError(f"{what}: an address is one line of printable text")
     try:
         return parse_address(text)
     except AddressError as exc:
@@ -177,13 +179,13 @@ def _real_address(text: str, what: str, config: Config):
 
 
 def _order_id(text: str) -> str:
-    if not ORDER_ID.match(text):
+    if not ORDER_ID.fullmatch(text):
         raise UsageError(f"invalid order id {text[:40]!r}: expected the form 123-1234567-1234567")
     return text
 
 
 def _asin(text: str) -> str:
-    if not ASIN.match(text):
+    if not ASIN.fullmatch(text):
         raise UsageError(f"invalid ASIN {text[:40]!r}: expected 10 capital letters or digits")
     return text
 

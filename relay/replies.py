@@ -49,6 +49,7 @@ R451_TEMPORARY = Reply(451, "4.3.0", "Temporary local problem, try again later")
 R452_ONE_CONVERSATION = Reply(452, "4.5.3", "One conversation per message: send to this alias in a separate message")
 R452_TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 
+R454_NO_TLS = Reply(454, "4.7.0", "TLS not available")
 R500_LINE_TOO_LONG = Reply(500, "5.5.2", "Line too long: at most 998 characters per line (RFC 5321 4.5.3.1.6)")
 R530_STARTTLS_FIRST = Reply(530, "5.7.0", "Must issue a STARTTLS command first")
 R550_RELAY_DENIED = Reply(550, "5.7.1", "Relaying denied: this server only accepts mail for its aliases")

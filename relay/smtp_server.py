@@ -105,7 +105,8 @@ class SessionLimits:
 
 
 # aiosmtpd's own replies that lack an enhanced status code, by their start.
-_REWORDED = {"552 Error:": replies.R552_TOO_BIG, "530 Must issue a STARTTLS": replies.R530_STARTTLS_FIRST}
+_REWORDED = {"552 Error:": replies.R552_TOO_BIG, "530 Must issue a STARTTLS": replies.R530_STARTTLS_FIRST,
+             "454 TLS not available": replies.R454_NO_TLS}
 
 
 class RelaySMTP(SMTP):
