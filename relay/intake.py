@@ -4,13 +4,17 @@ The SMTP layer calls three things and turns what they return into replies:
 
 - `check_recipient(txn, mail_from, rcpt)` at RCPT: the alias domain, the
   alias itself (decoded without a database read, then the thread loaded),
-  one conversation per transaction, and whether the envelope sender is a
-  participant allowed to write to that alias;
-- `accept(txn, mail_from, raw)` at DATA: parse once, then the stages in
+  whether the thread is closed, one conversation per transaction, whether
+  the envelope sender is a participant allowed to write to that alias,
+  and the rate limits (`relay.limits`);
+- `accept(txn, mail_from, raw)` at DATA: the header size, parse once
+  (bounded in parts and depth), then the stages in
   `relay.stages` (loop, header From, sender authentication, content
   policy), the privacy rewrite, and one committed write of the log record,
-  its queue entries and the buyer's acknowledgment. Only after that commit
-  does it return 250. Refusals are logged too.
+  its queue entries, the buyer's acknowledgment and the rate-limit events
+  (the limits are counted again in that transaction: over one, nothing is
+  stored and the answer is 451 4.7.1). Only after that commit does it
+  return 250. Refusals are logged too; rate-limit deferrals are not.
 
 Anything unexpected before the commit becomes 451 (try again later): the
 sender keeps the message, so nothing accepted is ever lost.
