@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.conftest import compose, open_conversation, run_cli, sql
+from tests.conftest import compose, open_conversation, run_cli, sql, write_config
 from tests.test_smtp_conversation import data_reply, rcpt_reply
 
 
@@ -49,6 +47,13 @@ async def test_closing_twice_keeps_the_first_time_and_other_threads_stay_open(re
     assert code == 250
 
 
+@pytest.fixture(scope="module")
+def initialized(tmp_path_factory):
+    path = write_config(tmp_path_factory.mktemp("close"))
+    assert run_cli(path, "init")[0] == 0
+    return path
+
+
 @pytest.mark.parametrize("args, exit_code, says", [
     (["thread", "close", "4242"], 1, "no thread with id 4242"),
     (["thread", "reopen", "4242"], 1, "no thread with id 4242"),
@@ -57,12 +62,9 @@ async def test_closing_twice_keeps_the_first_time_and_other_threads_stay_open(re
     (["thread", "reopen", "-1"], 2, "thread id"),
     (["thread", "close"], 2, "thread_id"),
 ])
-def test_an_unknown_or_bad_thread_id_is_one_line(tmp_path, args, exit_code, says):
-    from tests.conftest import write_config
-    path = write_config(tmp_path)
-    assert run_cli(path, "init")[0] == 0
-    done = subprocess.run([sys.executable, "-m", "relay", "--config", str(path), *args],
-                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
-    assert done.returncode == exit_code
-    assert done.stdout == "" and "Traceback" not in done.stderr
-    assert done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
+def test_an_unknown_or_bad_thread_id_is_one_line(initialized, capsys, args, exit_code, says):
+    capsys.readouterr()
+    code, out = run_cli(initialized, *args)
+    err = capsys.readouterr().err
+    assert code == exit_code and out == ""
+    assert err.count("\n") == 1 and err.startswith("relay: error: ") and says in err, err
