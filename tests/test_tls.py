@@ -175,3 +175,11 @@ def test_an_unusable_certificate_or_key_stops_serve_with_one_line(tmp_path, cert
     assert code == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err and "Traceback" not in err
+
+
+def test_with_several_processes_a_bad_certificate_is_one_line_before_forking(tmp_path, certificate, capsys):
+    path = write_config(tmp_path, smtp_extra=tls_keys(*certificate) + "\nprocesses = 2")
+    certificate[0].unlink()
+    code, _ = run_cli(path, "serve")
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "[smtp] tls_cert" in err and "cannot read" in err, err
