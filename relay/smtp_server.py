@@ -86,10 +86,10 @@ class Handler:
         return str(await self.intake.refuse_oversize(txn, _sender(envelope)))
 
     async def handle_exception(self, error: Exception) -> str:
-        if isinstance(error, TLSSetupException):  # the client gave up on the handshake
+        if isinstance(error, TLSSetupException):  # the client gave up on the handshake: no bug here
             log.info("STARTTLS handshake failed: %r", error.__cause__)
-            return str(replies.R451_TEMPORARY)
-        log.error("SMTP session error", exc_info=error)
+        else:
+            log.error("SMTP session error", exc_info=error)
         return str(replies.R451_TEMPORARY)
 
 
