@@ -155,6 +155,20 @@ def test_cr_lf_in_any_cli_field_is_refused_with_one_line(cli_relay):
     assert after == before
 
 
+_BREAKS = st.sampled_from(["\r", "\n", "\r\n", "\x00", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029"])
+
+
+@settings(max_examples=60, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(["--name", "--email"]), before=st.text("abc.", min_size=1, max_size=8),
+       brk=_BREAKS, after=st.text("XBcc: @example.", max_size=20))
+def test_any_line_break_anywhere_in_a_seller_field_is_refused(cli_relay, field, before, brk, after):
+    values = {"--name": "Shop Two", "--email": "two@shop.example"}
+    values[field] = (before + brk + after) if field == "--name" else f"two{before}{brk}{after}@shop.example"
+    code, out = run_cli(cli_relay, "seller", "add", "S9", "--email", values["--email"], "--name", values["--name"])
+    assert (code, out) == (2, "")
+
+
 def _encoded(text: str) -> str:
     return f"=?utf-8?b?{base64.b64encode(text.encode()).decode()}?="
 
