@@ -49,6 +49,12 @@ def config_text(port: int, sink: tuple[str, int], overrides: dict[tuple[str, str
         # The benchmark's domains publish no SPF, DKIM or DMARC and it reaches
         # no DNS: sender authentication is off unless `auth.mode=...` says so.
         ("auth", "mode"): '"off"',
+        # One client floods one thread from one address: the rate limits
+        # would stop it within a minute (--relay-set limits.per_ip_per_minute=N
+        # measures them).
+        ("limits", "per_sender_per_hour"): "0",
+        ("limits", "per_thread_per_hour"): "0",
+        ("limits", "per_ip_per_minute"): "0",
     }
     settings.update(overrides)
     lines = ["# Written by bench/run.py for one benchmark run."]

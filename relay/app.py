@@ -27,9 +27,11 @@ from relay.auth.lookup import AuthDns
 from relay.config import Config, ConfigError
 from relay.delivery import DeliveryWorker, SmtpTransport, WorkerSettings
 from relay.intake import Intake, IntakeSettings
+from relay.limits import RateLimiter, RateSettings, hmac_key_hash
 from relay.notices import Sender
 from relay.routing import Router, make_resolver
-from relay.smtp_server import Handler, SmtpServer
+from relay.smtp_server import Handler, SessionLimits, SmtpServer
+from relay.tls import server_context
 from storage.db import Database, upgrade
 
 log = logging.getLogger(__name__)
@@ -86,15 +88,22 @@ class App:
         # Its own resolver: the authentication lookups are cached as their TTL allows.
         authenticator = Authenticator(auth, AuthDns(make_resolver(config.dns.nameservers, config.dns.timeout)),
                                       OrgDomains())
+        lim = config.limits
+        # Rate-limit keys are hashed under the oldest alias key: adding keys keeps the counts.
+        limiter = RateLimiter(RateSettings(lim.per_sender_per_hour, lim.per_thread_per_hour,
+                                           lim.per_ip_per_minute),
+                              db, key_hash=hmac_key_hash(keyring.keys[0].secret))
         intake = Intake(
             IntakeSettings(alias_domain=config.aliases.domain, marketplace_name=config.marketplace.name,
-                           max_recipients=config.smtp.max_recipients),
+                           max_recipients=lim.max_recipients, max_header_bytes=lim.max_header_bytes),
             db, keyring, default_rules(), sender, on_queued=worker.wake,
-            sender_checks=[AuthCheck(auth)], authenticator=authenticator)
+            sender_checks=[AuthCheck(auth)], authenticator=authenticator, limiter=limiter)
         s = config.smtp
+        tls = server_context(s.tls_cert, s.tls_key) if s.tls_cert and s.tls_key else None
         server = SmtpServer(Handler(intake), host=s.host, port=s.port, hostname=s.hostname,
                             max_message_bytes=s.max_message_bytes, timeout=s.timeout,
-                            shutdown_grace=s.shutdown_grace)
+                            shutdown_grace=s.shutdown_grace, tls_context=tls, require_tls=s.require_tls,
+                            limits=SessionLimits(lim.max_connections, lim.session_timeout))
         return cls(config, db, keyring, intake, server, worker)
 
     async def start(self, sock: socket.socket | None = None) -> tuple[str, int]:

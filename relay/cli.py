@@ -29,7 +29,7 @@ from relay.config import Config, ConfigError
 from storage import directory, messages
 from storage.db import DatabaseError
 from storage.directory import DirectoryError
-from storage.timeutil import to_naive_utc
+from storage.timeutil import to_iso, to_naive_utc
 
 ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
 ASIN = re.compile(r"^[A-Z0-9]{10}$")
@@ -102,6 +102,11 @@ def build_parser() -> Parser:
     t_open.add_argument("--asin", action="append", default=[])
     t_open.add_argument("--fulfillment", choices=["mfn", "fba"], default="mfn")
     t_open.set_defaults(func=cmd_thread_open)
+    for action, what in (("close", "stop accepting mail for the thread's aliases"),
+                         ("reopen", "accept mail for a closed thread's aliases again")):
+        t_state = thread.add_parser(action, help=what)
+        t_state.add_argument("thread_id")
+        t_state.set_defaults(func=cmd_thread_close, closed=action == "close")
 
     message = sub.add_parser("message", help="the message log").add_subparsers(parser_class=Parser, metavar="ACTION")
     m_list = message.add_parser("list", help="list conversation messages, newest first")
@@ -141,7 +146,7 @@ def _days(text: str) -> int:
 
 
 def _seller_id(text: str) -> str:
-    if not SELLER_ID.match(text):
+    if not SELLER_ID.fullmatch(text):  # fullmatch: "$" would let a final line break through
         raise UsageError(f"invalid seller id {text[:40]!r}: letters, digits, '.', '_' and '-', at most 64")
     return text
 
@@ -156,6 +161,8 @@ def _name(text: str, what: str) -> str:
 
 
 def _address(text: str, what: str):
+    if any(not c.isprintable() for c in text):  # parse_address would strip a trailing line break
+        raise UsageError(f"{what}: an address is one line of printable text")
     try:
         return parse_address(text)
     except AddressError as exc:
@@ -172,13 +179,13 @@ def _real_address(text: str, what: str, config: Config):
 
 
 def _order_id(text: str) -> str:
-    if not ORDER_ID.match(text):
+    if not ORDER_ID.fullmatch(text):
         raise UsageError(f"invalid order id {text[:40]!r}: expected the form 123-1234567-1234567")
     return text
 
 
 def _asin(text: str) -> str:
-    if not ASIN.match(text):
+    if not ASIN.fullmatch(text):
         raise UsageError(f"invalid ASIN {text[:40]!r}: expected 10 capital letters or digits")
     return text
 
@@ -267,6 +274,16 @@ def cmd_thread_open(args, config: Config) -> int:
     _print_json({"thread_id": info.id, "order_id": info.order_id,
                  "buyer_alias": f"{info.buyer_alias}@{domain}",
                  "seller_alias": f"{info.seller_alias}@{domain}"})
+    return 0
+
+
+def cmd_thread_close(args, config: Config) -> int:
+    if not args.thread_id.isdigit():
+        raise UsageError(f"invalid thread id {args.thread_id[:40]!r}: expected a number")
+    thread_id = int(args.thread_id)
+    closed_at = _with_db(config, lambda c, _k: directory.set_thread_closed(c, thread_id, args.closed))
+    _print_json({"thread_id": thread_id, "closed": closed_at is not None,
+                 "closed_at": to_iso(closed_at)})
     return 0
 
 

@@ -38,10 +38,25 @@ class SmtpConfig:
     port: int = 2525
     hostname: str = "relay.marketplace.example"
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    max_recipients: int = 20
     processes: int = 1
     timeout: float = 300.0
     shutdown_grace: float = 30.0
+    tls_cert: Path | None = None        # both or neither: STARTTLS is offered with them
+    tls_key: Path | None = None
+    require_tls: bool = False           # MAIL only after STARTTLS
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Abuse limits; for the rates, 0 switches that limit off."""
+
+    per_sender_per_hour: int = 300
+    per_thread_per_hour: int = 60
+    per_ip_per_minute: int = 120
+    max_connections: int = 100
+    max_recipients: int = 20
+    max_header_bytes: int = 64 * 1024
+    session_timeout: float = 1200.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,7 @@ class MarketplaceConfig:
 class Config:
     path: Path
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     aliases: AliasConfig = field(default_factory=AliasConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
@@ -123,7 +139,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     path = path.resolve()
     base = path.parent
     # Only what the relay acts on: a setting it would silently ignore is an error.
-    sections = {"smtp", "aliases", "storage", "delivery", "dns", "marketplace", "auth"}
+    sections = {"smtp", "limits", "aliases", "storage", "delivery", "dns", "marketplace", "auth"}
     for name in data:
         if name not in sections:
             raise ConfigError(f"{path.name}: unknown section [{name}]")
@@ -133,11 +149,12 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         port=r.port("smtp", "port", SmtpConfig.port),
         hostname=r.hostname("smtp", "hostname", SmtpConfig.hostname),
         max_message_bytes=r.int("smtp", "max_message_bytes", SmtpConfig.max_message_bytes, minimum=1024),
-        max_recipients=r.int("smtp", "max_recipients", SmtpConfig.max_recipients, minimum=1),
         processes=r.int("smtp", "processes", SmtpConfig.processes, minimum=1),
         timeout=r.number("smtp", "timeout", SmtpConfig.timeout),
         shutdown_grace=r.number("smtp", "shutdown_grace", SmtpConfig.shutdown_grace),
+        **_tls(r, base),
     )
+    limits = _limits(r)
     aliases = AliasConfig(
         domain=r.domain("aliases", "domain", AliasConfig.domain),
         key_file=_resolve(base, r.str("aliases", "key_file", str(AliasConfig.key_file))),
@@ -156,8 +173,10 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     )
     auth = _auth(r)
     r.check_unknown(known={
-        "smtp": {"host", "port", "hostname", "max_message_bytes", "max_recipients", "processes",
-                 "timeout", "shutdown_grace"},
+        "smtp": {"host", "port", "hostname", "max_message_bytes", "processes",
+                 "timeout", "shutdown_grace", "tls_cert", "tls_key", "require_tls"},
+        "limits": {"per_sender_per_hour", "per_thread_per_hour", "per_ip_per_minute", "max_connections",
+                   "max_recipients", "max_header_bytes", "session_timeout"},
         "aliases": {"domain", "key_file"},
         "storage": {"url"},
         "delivery": {"mode", "smarthost", "mx_port", "retry_schedule", "max_age",
@@ -166,7 +185,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         "marketplace": {"name", "notices_from"},
         "auth": {"mode", "relaxed_domains"},
     })
-    return Config(path=path, smtp=smtp, aliases=aliases, storage=storage,
+    return Config(path=path, smtp=smtp, limits=limits, aliases=aliases, storage=storage,
                   delivery=delivery, dns=dns, marketplace=marketplace, auth=auth)
 
 
@@ -177,6 +196,32 @@ def _auth(r: _Reader) -> AuthConfig:
     domains = r.str_list("auth", "relaxed_domains", [])
     return AuthConfig(mode=mode, relaxed_domains=tuple(
         r.domain_value("auth", "relaxed_domains", d) for d in domains))
+
+
+def _tls(r: _Reader, base: Path) -> dict[str, Any]:
+    """`tls_cert` and `tls_key` (both or neither) and `require_tls`, which needs them."""
+    cert = r.str("smtp", "tls_cert", "")
+    key = r.str("smtp", "tls_key", "")
+    if bool(cert) != bool(key):
+        raise ConfigError("[smtp] tls_cert and tls_key go together: set both or neither")
+    require = r.bool("smtp", "require_tls", SmtpConfig.require_tls)
+    if require and not cert:
+        raise ConfigError("[smtp] require_tls = true needs tls_cert and tls_key")
+    return dict(tls_cert=_resolve(base, cert) if cert else None,
+                tls_key=_resolve(base, key) if key else None, require_tls=require)
+
+
+def _limits(r: _Reader) -> LimitsConfig:
+    d = LimitsConfig
+    return LimitsConfig(
+        per_sender_per_hour=r.int("limits", "per_sender_per_hour", d.per_sender_per_hour),
+        per_thread_per_hour=r.int("limits", "per_thread_per_hour", d.per_thread_per_hour),
+        per_ip_per_minute=r.int("limits", "per_ip_per_minute", d.per_ip_per_minute),
+        max_connections=r.int("limits", "max_connections", d.max_connections, minimum=1),
+        max_recipients=r.int("limits", "max_recipients", d.max_recipients, minimum=1),
+        max_header_bytes=r.int("limits", "max_header_bytes", d.max_header_bytes, minimum=1024),
+        session_timeout=r.number("limits", "session_timeout", d.session_timeout),
+    )
 
 
 def _delivery(r: _Reader) -> DeliveryConfig:
@@ -288,6 +333,12 @@ class _Reader:
         v = self._get(section, key, default)
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise ConfigError(f"[{section}] {key} must be a whole number >= {minimum}")
+        return v
+
+    def bool(self, section: str, key: str, default: bool) -> bool:
+        v = self._get(section, key, default)
+        if not isinstance(v, bool):
+            raise ConfigError(f"[{section}] {key} must be true or false")
         return v
 
     def port(self, section: str, key: str, default: int, minimum: int = 0) -> int:

@@ -4,15 +4,19 @@ The SMTP layer calls three things and turns what they return into replies:
 
 - `check_recipient(txn, mail_from, rcpt)` at RCPT: the alias domain, the
   alias itself (decoded without a database read, then the thread loaded),
-  one conversation per transaction, and whether the envelope sender is a
-  participant allowed to write to that alias;
-- `accept(txn, mail_from, raw)` at DATA: parse once, authenticate the
-  sender (SPF, DKIM, DMARC: `relay.auth`), then the stages in
-  `relay.stages` (loop, header From, sender authentication, content
-  policy), the privacy rewrite, and one committed write of the log record,
-  its queue entries and the buyer's acknowledgment. Only after that commit
-  does it return 250. Refusals are logged too, and every log record keeps
-  the authentication results.
+  whether the thread is closed, one conversation per transaction, whether
+  the envelope sender is a participant allowed to write to that alias,
+  and the rate limits (`relay.limits`);
+- `accept(txn, mail_from, raw)` at DATA: the header size, parse once
+  (bounded in parts and depth), authenticate the sender (SPF, DKIM,
+  DMARC: `relay.auth`), then the stages in `relay.stages` (loop, header
+  From, sender authentication, content policy), the privacy rewrite, and
+  one committed write of the log record, its queue entries, the buyer's
+  acknowledgment and the rate-limit events (the limits are counted again
+  in that transaction: over one, nothing is stored and the answer is 451
+  4.7.1). Only after that commit does it return 250. Refusals are logged
+  too, and every log record keeps the authentication results; rate-limit
+  deferrals are not logged.
 
 Anything unexpected before the commit becomes 451 (try again later): the
 sender keeps the message, so nothing accepted is ever lost.
@@ -35,6 +39,7 @@ from relay import replies, stages
 from relay.auth.check import Authenticator, AuthRequest, header_from_domain
 from relay.auth.results import AuthResults
 from relay.classify import is_auto_reply
+from relay.limits import RateLimited, RateLimiter, TooComplex, header_length, parse_bounded
 from relay.notices import Sender, acknowledgment
 from relay.replies import Reply
 from relay.msgids import referenced_ids
@@ -72,13 +77,14 @@ class IntakeSettings:
     marketplace_name: str
     max_recipients: int
     bounce_local: str = "bounces"
+    max_header_bytes: int = 64 * 1024
 
 
 class Intake:
     def __init__(self, settings: IntakeSettings, db: Database, keyring: KeyRing, rules: list[Rule],
                  sender: Sender, on_queued: Callable[[], None] = lambda: None,
                  sender_checks: list[stages.SenderCheck] | None = None,
-                 authenticator: Authenticator | None = None):
+                 authenticator: Authenticator | None = None, limiter: RateLimiter | None = None):
         self.settings = settings
         self.db = db
         self.keyring = keyring
@@ -87,6 +93,7 @@ class Intake:
         self.on_queued = on_queued
         self.sender_checks = sender_checks or []
         self.authenticator = authenticator  # None: nothing checked, results recorded as none
+        self.limiter = limiter
 
     def alias_address(self, local: str) -> str:
         return f"{local}@{self.settings.alias_domain}"
@@ -113,9 +120,15 @@ class Intake:
         alias = thread.buyer_alias if decoded.party is Party.BUYER else thread.seller_alias
         if alias != address.local.lower():
             return replies.R550_UNKNOWN_ALIAS  # an alias of a rotated-away encoding
+        if thread.closed_at is not None:
+            return replies.R550_THREAD_CLOSED
         sender = try_parse(mail_from)
         if sender is None or sender.key not in thread.senders_for(decoded.party):
             return replies.R550_NOT_PARTICIPANT
+        if txn.thread is None and self.limiter is not None:
+            limited = await self.limiter.check(thread.id, mail_from, txn.peer_ip)
+            if limited is not None:
+                return limited
         txn.thread, txn.party = thread, decoded.party
         if address.key not in txn.recipients:
             txn.recipients.append(address.key)
@@ -126,8 +139,13 @@ class Intake:
         if thread is None or party is None:
             return replies.R451_TEMPORARY
         ctx = Context(txn.direction, thread.order_id, self.settings.marketplace_name)
+        if header_length(raw) > self.settings.max_header_bytes:
+            return await self._refuse(txn, mail_from, raw, None, "header-size", replies.R552_HEADER_TOO_BIG,
+                                      "header larger than [limits] max_header_bytes", "")
         try:
-            parsed = await self._cpu(len(raw), ParsedMessage.from_bytes, raw)
+            parsed = await self._cpu(len(raw), parse_bounded, raw)
+        except TooComplex as exc:
+            return await self._refuse(txn, mail_from, raw, None, "mime-structure", exc.reply, str(exc), "")
         except Exception:  # the parser is meant not to raise; if it does, refuse cleanly
             log.exception("message from a %s could not be parsed", txn.direction.value)
             return await self._refuse(txn, mail_from, raw, None, "parse", replies.R554_UNPARSEABLE,
@@ -209,7 +227,12 @@ class Intake:
         notice = None
         if txn.direction is Direction.BUYER_TO_SELLER and not auto:
             notice = self._acknowledgment(thread, subject, record.orig_message_id)
-        await self.db.write(lambda c: _store(c, record, notice))
+        admit = self.limiter.admission(thread.id, mail_from, txn.peer_ip) if self.limiter else None
+        try:
+            await self.db.write(lambda c: _store(c, record, notice, admit))
+        except RateLimited as limited:
+            log.info("deferred %s message for thread %s: %s", txn.direction.value, thread.id, limited)
+            return limited.reply
         self.on_queued()
         return replies.R250_QUEUED
 
@@ -259,7 +282,9 @@ def _attachment_infos(parsed: ParsedMessage) -> list[AttachmentInfo]:
     return [AttachmentInfo(a.filename, a.content_type, len(a.data), a.sha256) for a in parsed.attachments]
 
 
-def _store(conn, record: NewMessage, notice: NewMessage | None) -> int:
+def _store(conn, record: NewMessage, notice: NewMessage | None, admit: Callable | None = None) -> int:
+    if admit is not None:
+        admit(conn)  # counts and records the rate-limit events, or raises RateLimited
     message_id = log_message(conn, record)
     if notice is not None:
         log_message(conn, notice)

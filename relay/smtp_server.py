@@ -10,6 +10,12 @@ adds to aiosmtpd:
   line at a time, with the same end-of-data and limit rules;
 - over-size mail answered `552 5.3.4` (aiosmtpd's own text has no
   enhanced status code), both at `MAIL ... SIZE=` and after DATA;
+- STARTTLS when a certificate is configured (aiosmtpd's `tls_context`),
+  optionally required before MAIL (`530 5.7.0`);
+- session limits: over `max_connections` a new client gets `421 4.7.0`
+  and is closed; an idle client (`[smtp] timeout`, also the bound on one
+  DATA) and a session older than `session_timeout` get `421 4.4.2` and
+  are closed, never while the intake is working on their message;
 - an exception in a hook answered 451 with no detail (aiosmtpd would
   otherwise send the exception text to the client), logged in full here;
 - a graceful stop: the listener closes, idle sessions are closed, and
@@ -21,8 +27,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
+from dataclasses import dataclass
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, TLSSetupException
 
 from aliasing.addresses import try_parse
 from relay import replies, smtp_data
@@ -78,7 +86,10 @@ class Handler:
         return str(await self.intake.refuse_oversize(txn, _sender(envelope)))
 
     async def handle_exception(self, error: Exception) -> str:
-        log.error("SMTP session error", exc_info=error)
+        if isinstance(error, TLSSetupException):  # the client gave up on the handshake: no bug here
+            log.info("STARTTLS handshake failed: %r", error.__cause__)
+        else:
+            log.error("SMTP session error", exc_info=error)
         return str(replies.R451_TEMPORARY)
 
 
@@ -87,25 +98,80 @@ def _sender(envelope: Envelope) -> str:
     return "" if envelope.mail_from == "<>" else envelope.mail_from
 
 
-class RelaySMTP(SMTP):
-    """aiosmtpd's SMTP with enhanced size codes and session tracking."""
+@dataclass(frozen=True)
+class SessionLimits:
+    max_connections: int = 100          # sessions at once in this process
+    session_timeout: float = 1200.0     # seconds a whole session may last
 
-    def __init__(self, handler: Handler, sessions: set, **kwargs):
+
+# aiosmtpd's own replies that lack an enhanced status code, by their start.
+_REWORDED = {"552 Error:": replies.R552_TOO_BIG, "530 Must issue a STARTTLS": replies.R530_STARTTLS_FIRST,
+             "454 TLS not available": replies.R454_NO_TLS}
+
+
+class RelaySMTP(SMTP):
+    """aiosmtpd's SMTP with enhanced codes, session tracking and session limits."""
+
+    # RFC 5321 4.5.3.1.6: 998 characters and CRLF; aiosmtpd's default allows 999.
+    line_length_limit = 1000
+
+    def __init__(self, handler: Handler, sessions: set, limits: SessionLimits, **kwargs):
         super().__init__(handler, **kwargs)
         self._sessions = sessions
+        self._limits = limits
+        self._refused = False
+        self._deadline: asyncio.TimerHandle | None = None
         self.busy = False
 
     def connection_made(self, transport) -> None:
+        first = self.transport is None  # later calls come after STARTTLS
+        if first and len(self._sessions) >= self._limits.max_connections:
+            self._refused = True
+            transport.write(f"{replies.R421_TOO_MANY_CONNECTIONS}\r\n".encode())
+            transport.close()
+            return
         self._sessions.add(self)
         super().connection_made(transport)
+        if first:
+            self._deadline = self.loop.call_later(self._limits.session_timeout, self._session_expired)
 
     def connection_lost(self, error) -> None:
+        if self._refused:
+            return
+        if self._deadline is not None:
+            self._deadline.cancel()
         self._sessions.discard(self)
         super().connection_lost(error)
 
+    def eof_received(self):
+        return False if self._refused else super().eof_received()
+
+    def _timeout_cb(self) -> None:
+        """aiosmtpd's idle timeout, with a 421 first and never during the intake's work."""
+        if self.busy:
+            self._reset_timeout()
+            return
+        self._say_goodbye(replies.R421_TIMEOUT)
+
+    def _session_expired(self) -> None:
+        if self.busy:
+            self._deadline = self.loop.call_later(1, self._session_expired)
+            return
+        log.info("%r session time limit reached", self.session.peer if self.session else None)
+        self._say_goodbye(replies.R421_SESSION_TIMEOUT)
+
+    def _say_goodbye(self, reply) -> None:
+        if self.transport is None:
+            return
+        if getattr(self, "_writer", None) is not None:
+            self._writer.write(f"{reply}\r\n".encode())
+        self.transport.close()  # the reply is flushed before the socket closes
+
     async def push(self, status) -> None:
-        if isinstance(status, str) and status.startswith("552 Error:"):
-            status = str(replies.R552_TOO_BIG)
+        if isinstance(status, str):
+            for start, reply in _REWORDED.items():
+                if status.startswith(start):
+                    status = str(reply)
         await super().push(status)
 
     async def smtp_DATA(self, arg: str) -> None:
@@ -131,7 +197,7 @@ class RelaySMTP(SMTP):
             return
         if result.state is DataState.TOO_LONG:
             self._set_post_data_state()
-            await self.push("500 5.5.2 Line too long (see RFC 5321 4.5.3.1.6)")
+            await self.push(str(replies.R500_LINE_TOO_LONG))
             return
         self.envelope.content = self.envelope.original_content = result.content
         status = await self._call_handler_hook("DATA")
@@ -146,18 +212,23 @@ class RelaySMTP(SMTP):
 
 class SmtpServer:
     def __init__(self, handler: Handler, *, host: str, port: int, hostname: str,
-                 max_message_bytes: int, timeout: float, shutdown_grace: float):
+                 max_message_bytes: int, timeout: float, shutdown_grace: float,
+                 limits: SessionLimits = SessionLimits(), tls_context: ssl.SSLContext | None = None,
+                 require_tls: bool = False):
         self.handler = handler
         self.host, self.port = host, port
         self.hostname = hostname
         self.max_message_bytes = max_message_bytes
         self.timeout = timeout
         self.shutdown_grace = shutdown_grace
+        self.limits = limits
+        self.tls_context, self.require_tls = tls_context, require_tls
         self.sessions: set[RelaySMTP] = set()
         self._server: asyncio.Server | None = None
 
     def _protocol(self) -> RelaySMTP:
-        return RelaySMTP(self.handler, self.sessions, data_size_limit=self.max_message_bytes,
+        return RelaySMTP(self.handler, self.sessions, self.limits, data_size_limit=self.max_message_bytes,
+                         tls_context=self.tls_context, require_starttls=self.require_tls,
                          enable_SMTPUTF8=True, hostname=self.hostname, ident="Marketplace Relay",
                          timeout=self.timeout, loop=asyncio.get_running_loop())
 

@@ -26,6 +26,7 @@ import time
 
 from relay.app import initialize, serve
 from relay.config import Config, ConfigError
+from relay.tls import server_context
 
 log = logging.getLogger(__name__)
 RESTART_DELAY = 1.0
@@ -70,6 +71,8 @@ async def _worker(serving, parent: int) -> None:
 def run(config: Config, processes: int) -> int:
     """Serve with `processes` workers; returns the exit status."""
     initialize(config).close()  # once, before forking: workers find keys and schema ready
+    if config.smtp.tls_cert and config.smtp.tls_key:
+        server_context(config.smtp.tls_cert, config.smtp.tls_key)  # a bad file: one line, not N crashes
     sock = bind(config.smtp.host, config.smtp.port)
     host, port = sock.getsockname()[:2]
     supervisor = _Supervisor(config, sock)

@@ -24,6 +24,7 @@ from storage.models import Seller, SellerAddress, Thread, ThreadAsin
 from storage.timeutil import utcnow
 
 sellers = Seller.__table__
+MAX_ID = 2**31 - 1  # ids are 32-bit signed on PostgreSQL
 addresses = SellerAddress.__table__
 threads = Thread.__table__
 thread_asins = ThreadAsin.__table__
@@ -58,6 +59,7 @@ class ThreadInfo:
     seller_senders: frozenset[str]  # keys of addresses allowed to write as the seller
     seller_addresses: frozenset[str]  # keys of every seller address, for scrubbing
     created_at: datetime
+    closed_at: datetime | None = None   # set by `relay thread close`: no mail accepted
 
     def senders_for(self, party_written_to: Party) -> frozenset[str]:
         """Who may write to the alias of `party_written_to`."""
@@ -143,4 +145,19 @@ def load_thread(conn: Connection, thread_id: int) -> ThreadInfo | None:
         seller_email=row.seller_email, buyer_name=row.buyer_name, buyer_email=row.buyer_email,
         fulfillment=row.fulfillment, buyer_alias=row.buyer_alias, seller_alias=row.seller_alias,
         seller_senders=frozenset(senders), seller_addresses=frozenset(every),
-        created_at=row.created_at)
+        created_at=row.created_at, closed_at=row.closed_at)
+
+
+def set_thread_closed(conn: Connection, thread_id: int, closed: bool) -> datetime | None:
+    """Close a thread (its aliases refuse mail) or reopen it; returns `closed_at`.
+
+    Closing a closed thread keeps the time it was first closed.
+    """
+    row = None
+    if 0 < thread_id <= MAX_ID:  # PostgreSQL would refuse to compare an id out of range
+        row = conn.execute(select(threads.c.closed_at).where(threads.c.id == thread_id)).first()
+    if row is None:
+        raise DirectoryError(f"no thread with id {thread_id}")
+    closed_at = (row.closed_at or utcnow()) if closed else None
+    conn.execute(update(threads).where(threads.c.id == thread_id).values(closed_at=closed_at))
+    return closed_at

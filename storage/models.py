@@ -15,6 +15,8 @@ given plus a lower-case `*_key` column that lookups use.
   another `kind`.
 - `queue`: one entry per message and recipient, the only bridge from
   acceptance to delivery.
+- `accept_events`: accepted messages by hashed sender and client network,
+  counted by the rate limits.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Thread(Base):
     seller_alias: Mapped[str | None] = mapped_column(String(16), unique=True)
     alias_key_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)  # `relay thread close`
 
 
 class ThreadAsin(Base):
@@ -160,3 +163,18 @@ class QueueEntry(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class AcceptEvent(Base):
+    """One accepted message counted against a rate limit (`relay/limits.py`).
+
+    `kind` is "sender" or "ip"; `key_hash` a keyed hash of the sender
+    address or client network, never the value itself.
+    """
+
+    __tablename__ = "accept_events"
+    __table_args__ = (Index("ix_accept_events_key_at", "kind", "key_hash", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)

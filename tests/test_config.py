@@ -25,6 +25,15 @@ def test_the_shipped_relay_toml_loads_with_the_documented_defaults():
     assert c.delivery.mode == "mx" and c.delivery.mx_port == 25 and c.dns.nameservers == ()
     assert c.storage.url == f"sqlite:///{CHECKOUT / 'var' / 'relay.db'}"
     assert c.aliases.key_file == CHECKOUT / "var" / "alias.keys"
+    assert c.limits == config_mod.LimitsConfig()  # relay.toml states the defaults
+    assert (c.smtp.tls_cert, c.smtp.require_tls) == (None, False)
+
+
+def test_limits_zero_switches_a_rate_limit_off(tmp_path):
+    c = load(tmp_path, "[limits]\nper_sender_per_hour = 0\nper_thread_per_hour = 0\nper_ip_per_minute = 0\n"
+                       "max_recipients = 5\nsession_timeout = 60.5\n")
+    assert (c.limits.per_sender_per_hour, c.limits.per_thread_per_hour, c.limits.per_ip_per_minute) == (0, 0, 0)
+    assert (c.limits.max_recipients, c.limits.session_timeout) == (5, 60.5)
 
 
 def test_an_empty_file_gives_the_defaults(tmp_path):
@@ -101,6 +110,15 @@ def test_good_delivery_and_dns_values(tmp_path):
     ("[aliases]\nkey_file = 5\n", "[aliases] key_file"),
     ('[marketplace]\nnotices_from = "Marketplace <no-reply@marketplace.example>"\n', "[marketplace] notices_from"),
     ('[marketplace]\nname = "Market\\nplace"\n', "[marketplace] name"),
+    ("[limits]\nper_sender_per_hour = -1\n", "[limits] per_sender_per_hour"),
+    ('[limits]\nper_thread_per_hour = "10"\n', "[limits] per_thread_per_hour"),
+    ("[limits]\nper_ip_per_minute = 1.5\n", "[limits] per_ip_per_minute"),
+    ("[limits]\nmax_connections = 0\n", "[limits] max_connections"),
+    ("[limits]\nmax_recipients = 0\n", "[limits] max_recipients"),
+    ("[limits]\nmax_header_bytes = 100\n", "[limits] max_header_bytes"),
+    ("[limits]\nsession_timeout = 0\n", "[limits] session_timeout"),
+    ("[limits]\nper_hour = 5\n", "[limits] per_hour"),
+    ("[smtp]\nmax_recipients = 20\n", "[smtp] max_recipients"),
     ('[smtp]\nprot = 25\n', "[smtp] prot"),
     ('[mail]\nport = 25\n', "[mail]"),
     ("smtp = 5\n", "[smtp]"),

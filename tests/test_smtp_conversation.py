@@ -427,7 +427,10 @@ _FROM_LINES = [b"", b"From: jane.buyer@buyermail.example\r\n", b"From: =?utf-8?q
 _MIME_PIECES = [b"--B\r\n", b"--B--\r\n", b"\r\n", b"Content-Type: message/rfc822\r\n",
                 b"Content-Type: multipart/alternative; boundary=B\r\n", b"Content-Transfer-Encoding: base64\r\n",
                 b"Content-Type: text/plain; charset=utf-16\r\n", b"Content-Disposition: attachment; filename=a@b\r\n",
-                b"From: =?utf-8?b?amFuZQ==?=x\r\n", b"jane.buyer@buyermail.example", b"\xff\xfe", b"hello"]
+                b"From: =?utf-8?b?amFuZQ==?=x\r\n", b"jane.buyer@buyermail.example", b"\xff\xfe", b"hello",
+                # hostile ones: unknown charsets, broken transfer encodings, NUL, encoded line breaks
+                b"Content-Type: text/plain; charset=x-bogus\r\n", b"Content-Transfer-Encoding: quoted-printable\r\n",
+                b"=ZZ=\r\n", b"!!!=\r\n", b"\x00", b"Subject: =?bogus?Q?a=0D=0ABcc:_x@y.example?=\r\n"]
 _ANSWERS = {250, 500, 550, 552, 554}  # 451 would mean the relay broke on this input
 
 
