@@ -39,6 +39,7 @@ from storage import directory
 from storage.db import Database
 from storage.directory import ThreadInfo
 from storage.messages import AttachmentInfo, NewDelivery, NewMessage, log_message, map_message_ids
+from storage.sealing import Sealer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,8 +72,9 @@ class IntakeSettings:
 class Intake:
     def __init__(self, settings: IntakeSettings, db: Database, keyring: KeyRing, rules: list[Rule],
                  sender: Sender, on_queued: Callable[[], None] = lambda: None,
-                 sender_checks: list[stages.SenderCheck] | None = None):
+                 sender_checks: list[stages.SenderCheck] | None = None, *, sealer: Sealer):
         self.settings = settings
+        self.sealer = sealer
         self.db = db
         self.keyring = keyring
         self.rules = rules
@@ -99,7 +101,8 @@ class Intake:
             return replies.R550_UNKNOWN_ALIAS
         if txn.thread is not None and (decoded.thread_id != txn.thread.id or decoded.party != txn.party):
             return replies.R452_ONE_CONVERSATION
-        thread = txn.thread or await self.db.read(lambda c: directory.load_thread(c, decoded.thread_id))
+        thread = txn.thread or await self.db.read(
+            lambda c: directory.load_thread(c, self.sealer, decoded.thread_id))
         if thread is None:
             return replies.R550_UNKNOWN_ALIAS
         alias = thread.buyer_alias if decoded.party is Party.BUYER else thread.seller_alias
@@ -189,7 +192,7 @@ class Intake:
         notice = None
         if txn.direction is Direction.BUYER_TO_SELLER and not auto:
             notice = self._acknowledgment(thread, subject, record.orig_message_id)
-        await self.db.write(lambda c: _store(c, record, notice))
+        await self.db.write(lambda c: _store(c, record, notice, self.sealer))
         self.on_queued()
         return replies.R250_QUEUED
 
@@ -214,7 +217,7 @@ class Intake:
             original=raw, status="rejected", rule=rule, reason=reason, excerpt=excerpt[:500] or None)
         log.info("refused %s message for thread %s: rule=%s reason=%s",
                  txn.direction.value, thread.id if thread else None, rule, reason)
-        await self.db.write(lambda c: log_message(c, record))
+        await self.db.write(lambda c: log_message(c, record, self.sealer))
         return reply
 
     @staticmethod
@@ -236,10 +239,10 @@ def _attachment_infos(parsed: ParsedMessage) -> list[AttachmentInfo]:
     return [AttachmentInfo(a.filename, a.content_type, len(a.data), a.sha256) for a in parsed.attachments]
 
 
-def _store(conn, record: NewMessage, notice: NewMessage | None) -> int:
-    message_id = log_message(conn, record)
+def _store(conn, record: NewMessage, notice: NewMessage | None, sealer: Sealer) -> int:
+    message_id = log_message(conn, record, sealer)
     if notice is not None:
-        log_message(conn, notice)
+        log_message(conn, notice, sealer)
     return message_id
 
 
