@@ -326,7 +326,7 @@ def cmd_response_time(args, config: Config) -> int:
 
 
 def cmd_keys_rotate(args, config: Config) -> int:
-    initialize(config).close()  # the key files exist and are private
+    open_existing(config)[0].close()  # every key file exists and is private
     new_id = add_storage_key(config.storage.encryption_key_file)
     _print_json({"keys": args.which, "new_key": new_id})
     return 0
