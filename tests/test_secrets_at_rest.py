@@ -221,3 +221,80 @@ async def test_rotation_while_running_moves_every_row_and_loses_nothing(relay_fa
     await send(app.server.port, conv.buyer_email, [conv.seller_alias],
                compose(sender=conv.buyer_email, to=conv.seller_alias, subject="Later"))
     await sink.handler.wait_for(9)
+
+
+# --- a database from before encryption ------------------------------------------
+
+def legacy_database(tmp_path: Path, conv_aliases) -> Path:
+    """A database at revision 0001 with plaintext rows, as the relay wrote them then."""
+    import sqlite3
+    from importlib import resources
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from storage.db import make_engine
+    path = write_config(tmp_path)
+    (tmp_path / "data").mkdir()
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'relay.db'}")
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(resources.files("migrations")))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    engine.dispose()
+    buyer_alias, seller_alias = conv_aliases
+    now = "2026-11-01 10:00:00.000000"
+    db = sqlite3.connect(tmp_path / "data" / "relay.db")
+    with db:
+        db.execute("INSERT INTO sellers VALUES ('S1', 'Shop One', 'Owner@SellerShop.example', "
+                   "'owner@sellershop.example', ?)", (now,))
+        db.execute("INSERT INTO seller_addresses VALUES (1, 'S1', ?, ?, 1, ?)", (STAFF, STAFF.lower(), now))
+        db.execute("INSERT INTO threads VALUES (1, 'S1', '112-1234567-1234567', 'jane.buyer@buyermail.example', "
+                   "'jane.buyer@buyermail.example', 'Jane Buyer', 'mfn', ?, ?, 'k1', ?)",
+                   (buyer_alias, seller_alias, now))
+        db.execute("INSERT INTO messages (id, thread_id, kind, direction, mail_from, rcpt_to, header_from, "
+                   "subject, status, attachment_count, auto_reply, no_response_needed, received_at, updated_at) "
+                   "VALUES (1, 1, 'conversation', 'buyer_to_seller', 'jane.buyer@buyermail.example', ?, "
+                   "'jane.buyer@buyermail.example', 'Old question', 'delivered', 0, 0, 0, ?, ?)",
+                   (json.dumps([seller_alias]), now, now))
+        db.execute("INSERT INTO message_bodies VALUES (1, ?, ?)",
+                   (f"Subject: Old question\r\n\r\n{BUYER_SENTENCE}\r\n".encode(), b"delivered bytes"))
+        db.execute("INSERT INTO message_events (message_id, status, detail, at) VALUES (1, 'delivered', "
+                   "'250 ok for owner@sellershop.example', ?)", (now,))
+        db.execute("INSERT INTO queue (message_id, envelope_from, recipient, state, attempts, lease_expiries, "
+                   "next_attempt_at, created_at, updated_at) VALUES (1, 'bounces@marketplace.example', "
+                   "'Owner@SellerShop.example', 'delivered', 1, 0, ?, ?, ?)", (now, now, now))
+    db.close()
+    return path
+
+
+async def test_plaintext_rows_of_an_older_database_are_sealed_and_still_work(tmp_path, sink):
+    from aliasing.codec import Party
+    from aliasing.keys import ensure_key_file, load_key_ring
+    from relay import config as config_mod
+    from relay.app import App
+    from tests.conftest import sql, wait_until
+    ensure_key_file(tmp_path / "keys" / "alias.keys")
+    ring = load_key_ring(tmp_path / "keys" / "alias.keys")
+    aliases = ring.encode(1, Party.BUYER), ring.encode(1, Party.SELLER)
+    path = legacy_database(tmp_path, aliases)
+    path.write_text(path.read_text().replace('mode = "mx"\nmx_port = 25',
+                                             f'mode = "smarthost"\nsmarthost = "127.0.0.1:{sink.port}"'))
+    # Any command seals the directory at once: lookups by address find the old rows.
+    code, out = run_cli(path, "thread", "open", "--seller", "S1", "--buyer-email", "JANE.BUYER@buyermail.example",
+                        "--buyer-name", "Jane Buyer", "--order", "112-1234567-1234567")
+    assert code == 0 and json.loads(out)["thread_id"] == 1
+    assert sql(path, "SELECT count(*) FROM threads WHERE key_id IS NULL OR buyer_email_key LIKE '%@%'") == [(0,)]
+    # The running relay seals the rest in the background, and the old thread carries mail.
+    app = App.build(config_mod.load(path))
+    await app.start()
+    try:
+        await wait_until(lambda: key_ids(path) == {"s1"})
+        code, out = run_cli(path, "message", "list", "--email", STAFF)
+        assert [json.loads(line)["subject"] for line in out.splitlines()] == ["Old question"]
+        buyer_alias = f"{aliases[0]}@marketplace.example"
+        await send(app.server.port, STAFF, [buyer_alias],
+                   compose(sender=STAFF, to=buyer_alias, subject="Re: Order 112-1234567-1234567"))
+        [got] = await sink.handler.wait_for(1)
+        assert got.rcpt_tos == ["jane.buyer@buyermail.example"]
+    finally:
+        await app.stop()
