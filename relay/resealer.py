@@ -35,7 +35,7 @@ class Resealer:
     async def run(self) -> None:
         while True:
             try:
-                self.sealer.refresh()
+                await asyncio.to_thread(self.sealer.refresh)  # a stat, and a read when it changed
                 if await self.db.read(self._anything_stale):
                     await self._sweep()
             except Exception:  # the database failed us: nothing is lost, look again later
@@ -60,7 +60,7 @@ class Resealer:
                 if batch.last is None:
                     break
                 after = batch.last
-                if self.sealer.refresh():  # yet another key: the next sweep takes it
+                if await asyncio.to_thread(self.sealer.refresh):  # yet another key: the next sweep takes it
                     return
         if moved:
             log.info("re-encryption: %d rows now sealed as %s", moved, target)

@@ -13,17 +13,28 @@ are there.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import signal
+import sqlite3
 import stat
+import sys
+from importlib import resources
 from pathlib import Path
 
 import aiosmtplib
 import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
 
-from storage.sealing import PLAIN, Sealer, SealError
-from tests.conftest import compose, open_conversation, run_cli, send, write_config
+from aliasing.codec import Party
+from aliasing.keys import ensure_key_file, load_key_ring
+from relay import config as config_mod
+from relay.app import App
+from storage.db import make_engine
+from storage.sealing import PLAIN, Sealer, SealError, add_storage_key, ensure_storage_key_file
+from tests.conftest import compose, open_conversation, run_cli, send, sql, wait_until, write_config
 
 STAFF = "Staff.Member@sellershop.example"
 STRANGER = "mallory@elsewhere.example"
@@ -117,7 +128,6 @@ async def test_a_copy_of_the_database_reveals_no_real_address(tmp_path, sink, re
 
 
 def test_sealed_values_carry_their_key_and_column(tmp_path):
-    from storage.sealing import add_storage_key, ensure_storage_key_file
     key_file = tmp_path / "storage.keys"
     assert ensure_storage_key_file(key_file)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -160,8 +170,6 @@ def test_every_command_refuses_a_key_file_open_to_others(tmp_path, key_file, mod
 
 
 async def test_serve_refuses_an_open_storage_key_file(tmp_path):
-    import asyncio
-    import sys
     path = write_config(tmp_path)
     assert run_cli(path, "init")[0] == 0
     (tmp_path / "var" / "storage.keys").chmod(0o644)
@@ -180,12 +188,10 @@ SEALED_TABLES = ("sellers", "seller_addresses", "threads", "messages", "message_
 
 
 def key_ids(path: Path) -> set:
-    from tests.conftest import sql
     return {k for table in SEALED_TABLES for (k,) in sql(path, f"SELECT DISTINCT key_id FROM {table}")}
 
 
 async def test_rotation_while_running_moves_every_row_and_loses_nothing(relay_factory, sink):
-    from tests.conftest import wait_until
     app = await relay_factory(smarthost_port=sink.port)
     path = app.config_path
     conv = open_conversation(path)
@@ -227,11 +233,6 @@ async def test_rotation_while_running_moves_every_row_and_loses_nothing(relay_fa
 
 def legacy_database(tmp_path: Path, conv_aliases) -> Path:
     """A database at revision 0001 with plaintext rows, as the relay wrote them then."""
-    import sqlite3
-    from importlib import resources
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-    from storage.db import make_engine
     path = write_config(tmp_path)
     (tmp_path / "data").mkdir()
     engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'relay.db'}")
@@ -268,11 +269,6 @@ def legacy_database(tmp_path: Path, conv_aliases) -> Path:
 
 
 async def test_plaintext_rows_of_an_older_database_are_sealed_and_still_work(tmp_path, sink):
-    from aliasing.codec import Party
-    from aliasing.keys import ensure_key_file, load_key_ring
-    from relay import config as config_mod
-    from relay.app import App
-    from tests.conftest import sql, wait_until
     ensure_key_file(tmp_path / "keys" / "alias.keys")
     ring = load_key_ring(tmp_path / "keys" / "alias.keys")
     aliases = ring.encode(1, Party.BUYER), ring.encode(1, Party.SELLER)
