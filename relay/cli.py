@@ -289,7 +289,6 @@ def cmd_message_list(args, config: Config) -> int:
         address = _address(args.email, "--email")
         if address.domain == config.aliases.domain:
             alias = address.local.lower()
-
     f = messages.ListFilter(
         order_id=_order_id(args.order) if args.order else None,
         asin=_asin(args.asin) if args.asin else None, alias=alias,

@@ -150,6 +150,21 @@ def test_sealed_values_carry_their_key_and_column(tmp_path):
     assert Sealer(key_file, encrypt=False).seal("threads.buyer_email", "a@b.example", PLAIN) == b"a@b.example"
 
 
+def test_a_running_relay_keeps_working_keys_when_the_file_is_spoilt(tmp_path):
+    key_file = tmp_path / "storage.keys"
+    ensure_storage_key_file(key_file)
+    sealer = Sealer(key_file)
+    index = sealer.index("jane@example.org")
+    good = key_file.read_text()
+    key_file.write_text(good + "s2 not-hex\n")
+    assert not sealer.refresh() and sealer.current == "s1"  # a bad edit: the keys read before stay
+    new_index_key = "index " + "ab" * 32
+    key_file.write_text("\n".join(new_index_key if line.startswith("index ") else line
+                                  for line in good.splitlines()) + "\n")
+    sealer.refresh()
+    assert sealer.index("jane@example.org") == index  # the index key never changes under a relay
+
+
 # --- key files ----------------------------------------------------------------
 
 @pytest.mark.parametrize("key_file", ["keys/alias.keys", "var/storage.keys"])
