@@ -41,6 +41,7 @@ BATCH_BYTES = 8 * 1024 * 1024  # a batch ends early past this much sealed data
 class Batch:
     moved: int
     last: object | None  # the primary key to continue after; None: the table is done
+    failed: int = 0  # rows that could not be opened
 
 
 def _pk(table: Table):
@@ -79,7 +80,7 @@ def reseal_batch(conn: Connection, sealer: Sealer, name: str, after=None,
     index = INDEXED.get(name)
     if index:
         columns.append(table.c[index[0]])
-    moved = size = 0
+    moved = size = failed = 0
     last = None
     for key, mark in candidates:
         last = key
@@ -90,6 +91,7 @@ def reseal_batch(conn: Connection, sealer: Sealer, name: str, after=None,
             values = {c: sealer.open(f"{name}.{c}", row._mapping[c], mark) for c in SEALED[name]}
         except SealError as exc:
             log.error("%s %s: cannot re-encrypt: %s", name, key, exc)
+            failed += 1
             continue
         if index and mark is None:  # before encryption the index held the plain address
             values[index[0]] = sealer.index(_text(row._mapping[index[0]]).lower())
@@ -101,7 +103,7 @@ def reseal_batch(conn: Connection, sealer: Sealer, name: str, after=None,
         moved += conn.execute(update(table).where(*guard).values(values)).rowcount
         if size > BATCH_BYTES:
             break
-    return Batch(moved, last)
+    return Batch(moved, last, failed)
 
 
 def reseal_all(run, sealer: Sealer, tables=TABLES, legacy_only: bool = False) -> int:

@@ -309,3 +309,27 @@ async def test_plaintext_rows_of_an_older_database_are_sealed_and_still_work(tmp
         assert got.rcpt_tos == ["jane.buyer@buyermail.example"]
     finally:
         await app.stop()
+
+
+async def test_a_damaged_row_is_reported_and_the_rest_still_moves(relay_factory, sink, capsys):
+    app = await relay_factory(smarthost_port=sink.port)
+    path = app.config_path
+    conv = open_conversation(path)
+    for n in range(2):
+        await send(app.server.port, conv.buyer_email, [conv.seller_alias],
+                   compose(sender=conv.buyer_email, to=conv.seller_alias, subject=f"Question {n}"))
+    [(first, sealed)] = sql(path, "SELECT id, subject FROM messages WHERE kind = 'conversation' "
+                                  "ORDER BY id LIMIT 1")
+    sql(path, "UPDATE messages SET subject = ? WHERE id = ?", sealed[:-1] + bytes([sealed[-1] ^ 1]), first)
+    assert run_cli(path, "keys", "rotate", "storage")[0] == 0
+    await wait_until(lambda: sql(path, "SELECT id FROM messages WHERE key_id != 's2'") == [(first,)]
+                     and key_ids(path) == {"s1", "s2"}
+                     and all(k == "s2" for t in SEALED_TABLES if t != "messages"
+                             for (k,) in sql(path, f"SELECT DISTINCT key_id FROM {t}")))
+    capsys.readouterr()
+    assert run_cli(path, "message", "list")[0] == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "messages.subject" in err and "damaged" in err
+    await send(app.server.port, conv.buyer_email, [conv.seller_alias],
+               compose(sender=conv.buyer_email, to=conv.seller_alias, subject="Still flowing"))
+    await sink.handler.wait_for(6)  # three messages, three acknowledgments
