@@ -1,10 +1,11 @@
-"""Key files: one key a line, `<key id> <64 hex digits>`, oldest first.
+"""Alias key files: one key a line, `<key id> <64 hex digits>`, oldest first.
 
 `ensure_key_file(path)` creates the file with a fresh 256-bit key, mode
 0600, if it is missing (never overwriting); `load_key_ring(path)` reads it
 back into a `KeyRing`; `add_key(path)` appends a new key (rotation). A
-missing, malformed or group/world-readable file, or one that cannot be
-created, raises `KeyFileError` with a one-line reason.
+missing, malformed or group/world-accessible file, or one that cannot be
+created, raises `KeyFileError` with a one-line reason (the checks are
+those of every key file, in `relay.keyfiles`).
 """
 
 from __future__ import annotations
@@ -12,36 +13,18 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import stat
 from pathlib import Path
 
 from aliasing.codec import Key, KeyRing
+from relay.keyfiles import MAX_KEY_ID, KeyFileError, create_private, parse_key_lines, read_private
 
-MAX_KEY_ID = 32
-
-
-class KeyFileError(Exception):
-    """The key file cannot be used."""
+__all__ = ["KeyFileError", "MAX_KEY_ID", "add_key", "ensure_key_file", "load_key_ring"]
 
 
 def ensure_key_file(path: Path) -> bool:
     """Create `path` with one new key unless it exists. True if created."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise KeyFileError(f"cannot create the folder of key file {path}: {exc.strerror}") from None
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False  # load_key_ring judges what is there
-    except OSError as exc:
-        raise KeyFileError(f"cannot create key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as fh:
-        fh.write("# alias keys, oldest first; the last line encodes new aliases\n")
-        fh.write(_key_line("k1"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    return True
+    return create_private(path, "# alias keys, oldest first; the last line encodes new aliases\n"
+                          + _key_line("k1"))
 
 
 def add_key(path: Path) -> str:
@@ -58,31 +41,7 @@ def add_key(path: Path) -> str:
 
 
 def load_key_ring(path: Path) -> KeyRing:
-    try:
-        st = path.stat()
-        text = path.read_text("ascii")
-    except FileNotFoundError:
-        raise KeyFileError(f"key file {path} is missing (run 'relay init')") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc}") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"key file {path} is readable by others; run 'chmod 600 {path}'")
-    keys = []
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        parts = line.split()
-        if len(parts) != 2 or len(parts[1]) != 64:
-            raise KeyFileError(f"key file {path} line {n}: expected '<id> <64 hex digits>'")
-        if len(parts[0]) > MAX_KEY_ID:  # threads record the id in a column of that size
-            raise KeyFileError(f"key file {path} line {n}: key id longer than {MAX_KEY_ID} characters")
-        try:
-            keys.append(Key(parts[0], bytes.fromhex(parts[1])))
-        except ValueError:
-            raise KeyFileError(f"key file {path} line {n}: key is not hex") from None
-        if parts[0] in (k.key_id for k in keys[:-1]):
-            raise KeyFileError(f"key file {path} line {n}: key id {parts[0]} is used twice")
+    keys = [Key(key_id, secret) for key_id, secret in parse_key_lines(path, read_private(path))]
     if not keys:
         raise KeyFileError(f"key file {path} holds no key")
     return KeyRing(keys)

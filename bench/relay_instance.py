@@ -43,6 +43,7 @@ def config_text(port: int, sink: tuple[str, int], overrides: dict[tuple[str, str
         ("smtp", "port"): str(port),
         ("aliases", "domain"): '"marketplace.example"',
         ("aliases", "key_file"): '"alias.keys"',
+        ("storage", "encryption_key_file"): '"storage.keys"',
         ("storage", "url"): '"sqlite:///relay.db"',
         ("delivery", "mode"): '"smarthost"',
         ("delivery", "smarthost"): f'"{sink[0]}:{sink[1]}"',

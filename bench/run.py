@@ -11,7 +11,10 @@ one counting sink (`sink.py`):
   smtp-source mailing as a thread's seller to the buyer's alias;
 - a private Postfix instance with its own main.cf, master.cf and queue in
   the temporary folder, relayhost = the sink, default durability;
-- a bare aiosmtpd-to-aiosmtplib pass-through (`passthrough.py`).
+- a bare aiosmtpd-to-aiosmtplib pass-through (`passthrough.py`);
+- with `--variant NAME:SECTION.KEY=VALUE`, more relays that differ from
+  the first in the settings given (the system `relay-NAME`), such as the
+  relay without encryption at rest.
 
 For every message size and session count it prints accepted messages/s,
 delivered messages/s, messages lost, and each system's delivered rate as
@@ -80,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--relay-set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="a relay.toml setting for the relay under test, e.g. delivery.concurrency=40 "
                         "(repeatable)")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:SECTION.KEY=VALUE",
+                   help="also measure the relay with a setting changed, as the system relay-NAME, "
+                        "e.g. plaintext:storage.encrypt=false (repeatable; several settings may "
+                        "share a NAME)")
     p.add_argument("--profile-relay", type=Path, metavar="FILE",
                    help="run the relay under cProfile and write its statistics to FILE")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE")
@@ -113,6 +120,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.relay_settings = dict(parse_setting(text) for text in args.relay_set)
     except ValueError as exc:
         p.error(f"--relay-set: {exc}")
+    args.variants = {}
+    for text in args.variant:
+        name, colon, setting = text.partition(":")
+        if not colon or not re.fullmatch(r"[a-z0-9-]+", name):
+            p.error(f"--variant: expected NAME:SECTION.KEY=VALUE with a lower-case NAME, got {text!r}")
+        try:
+            key, value = parse_setting(setting)
+        except ValueError as exc:
+            p.error(f"--variant: {exc}")
+        args.variants.setdefault(f"relay-{name}", {})[key] = value
     if not (args.size_bytes and (args.messages is None or args.messages > 0)):
         p.error("give at least one size, and a message count >= 1")
     return args
@@ -180,7 +197,24 @@ class Systems:
             relay.start()
             self.ports["relay"] = relay.port
             self.pids["relay"] = relay.child.pid if relay.child else None
+        for name, settings in self.args.variants.items():
+            self._start_variant(name, settings, relay, target, conversation.buyer_alias)
         return sink
+
+    def _start_variant(self, name: str, settings: dict, main: RelayInstance, target: tuple[str, int],
+                       buyer_alias: str) -> None:
+        """Another relay, with the main one's alias keys so that the same alias reaches it."""
+        progress(f"setting up and starting {name}")
+        variant = RelayInstance(self.root / name, sys.executable, free_port(), target,
+                                overrides={**self.args.relay_settings, **settings})
+        variant.root.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(main.root / "alias.keys", variant.root / "alias.keys")
+        if variant.setup().buyer_alias != buyer_alias:
+            raise BenchError(f"{name}: its thread got another alias than the relay's")
+        self.stack.callback(variant.stop)
+        variant.start()
+        self.ports[name] = variant.port
+        self.pids[name] = variant.child.pid if variant.child else None
 
     def close(self) -> None:
         self.stack.close()
@@ -196,7 +230,7 @@ def run_all(args: argparse.Namespace, root: Path, smtp_source: str) -> list[Cell
                 count = messages_for(args, size, sessions)
                 load = Load(size, sessions, count, systems.sender, systems.recipient,
                             systems.subject, args.reuse_connections)
-                for name in [s for s in SYSTEMS if s in systems.ports]:
+                for name in [s for s in SYSTEMS if s in systems.ports] + list(args.variants):
                     progress(f"{size_label(size)} x {sessions} sessions, {count} messages: {name}")
                     r = run_cell(name, systems.ports[name], systems.pids.get(name), load, sink,
                                  smtp_source, args.drain_timeout, args.send_timeout)

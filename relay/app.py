@@ -1,10 +1,12 @@
 """The composition root: the one place that builds and wires the relay.
 
 `initialize(config)` creates what must exist before anything runs (the
-alias key file, mode 0600, and the schema through Alembic); it is
-idempotent. `App.build(config)` opens the database and the key ring and
-builds the intake, the SMTP server and the delivery worker, handing each
-its collaborators; nothing is module-level state. `App.start()` and
+alias and storage key files, mode 0600, and the schema through Alembic)
+and seals the directory rows written before encryption; it is
+idempotent. `App.build(config)` opens the database and the key rings and
+builds the intake, the SMTP server, the delivery worker and the
+background re-encryption, handing each its collaborators; nothing is
+module-level state. `App.start()` and
 `App.stop()` run them on the current event loop; `serve(config)` runs
 until SIGTERM or SIGINT and then stops gracefully. A port that cannot be
 listened on is a `ConfigError` naming it.
@@ -29,10 +31,13 @@ from relay.delivery import DeliveryWorker, SmtpTransport, WorkerSettings
 from relay.intake import Intake, IntakeSettings
 from relay.limits import RateLimiter, RateSettings, hmac_key_hash
 from relay.notices import Sender
+from relay.resealer import Resealer
 from relay.routing import Router, make_resolver
 from relay.smtp_server import Handler, SessionLimits, SmtpServer
 from relay.tls import server_context
 from storage.db import Database, upgrade
+from storage.reseal import DIRECTORY_TABLES, reseal_all
+from storage.sealing import Sealer, ensure_storage_key_file
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +46,24 @@ def initialize(config: Config) -> Database:
     """Create missing key files and migrate the schema; returns the open database."""
     if ensure_key_file(config.aliases.key_file):
         log.info("created alias key file %s", config.aliases.key_file)
+    if ensure_storage_key_file(config.storage.encryption_key_file):
+        log.info("created storage key file %s", config.storage.encryption_key_file)
+    sealer = open_sealer(config)
     db = Database.open(config.storage.url)
     try:
         upgrade(db.write_engine)
+        # Lookups by address need the blind index of rows from before
+        # encryption at once; the other tables follow in the background.
+        reseal_all(db.write_sync, sealer, DIRECTORY_TABLES, legacy_only=True)
     except Exception:
         db.close()
         raise
     return db
+
+
+def open_sealer(config: Config) -> Sealer:
+    """The storage keys (the file must exist and be private)."""
+    return Sealer(config.storage.encryption_key_file, encrypt=config.storage.encrypt)
 
 
 def open_existing(config: Config) -> tuple[Database, KeyRing]:
@@ -65,12 +81,16 @@ class App:
     intake: Intake
     server: SmtpServer
     worker: DeliveryWorker
+    sealer: Sealer
+    resealer: Resealer
     _worker_task: asyncio.Task | None = None
+    _reseal_task: asyncio.Task | None = None
 
     @classmethod
     def build(cls, config: Config) -> App:
         db = initialize(config)
         keyring = load_key_ring(config.aliases.key_file)
+        sealer = open_sealer(config)
         sender = Sender(marketplace_name=config.marketplace.name,
                         notices_from=config.marketplace.notices_from,
                         alias_domain=config.aliases.domain, hostname=config.smtp.hostname)
@@ -82,37 +102,45 @@ class App:
             WorkerSettings(retry_schedule=d.retry_schedule, max_age=d.max_age,
                            concurrency=d.concurrency, lease_seconds=d.lease_seconds,
                            poll_interval=d.poll_interval, stop_grace=config.smtp.shutdown_grace),
-            sender)
+            sender, sealer)
         # A message's checks may take a few DNS timeouts (SPF follows includes), not more.
         auth = AuthSettings(config.auth.mode, config.auth.relaxed_domains, deadline=4 * config.dns.timeout)
         # Its own resolver: the authentication lookups are cached as their TTL allows.
         authenticator = Authenticator(auth, AuthDns(make_resolver(config.dns.nameservers, config.dns.timeout)),
                                       OrgDomains())
         lim = config.limits
-        # Rate-limit keys are hashed under the oldest alias key: adding keys keeps the counts.
+        # Rate-limit keys are hashed like the address index: under a key that never rotates.
         limiter = RateLimiter(RateSettings(lim.per_sender_per_hour, lim.per_thread_per_hour,
                                            lim.per_ip_per_minute),
-                              db, key_hash=hmac_key_hash(keyring.keys[0].secret))
+                              db, key_hash=sealer.index)
         intake = Intake(
             IntakeSettings(alias_domain=config.aliases.domain, marketplace_name=config.marketplace.name,
                            max_recipients=lim.max_recipients, max_header_bytes=lim.max_header_bytes),
             db, keyring, default_rules(), sender, on_queued=worker.wake,
-            sender_checks=[AuthCheck(auth)], authenticator=authenticator, limiter=limiter)
+            sender_checks=[AuthCheck(auth)], authenticator=authenticator, limiter=limiter,
+            sealer=sealer)
         s = config.smtp
         tls = server_context(s.tls_cert, s.tls_key) if s.tls_cert and s.tls_key else None
         server = SmtpServer(Handler(intake), host=s.host, port=s.port, hostname=s.hostname,
                             max_message_bytes=s.max_message_bytes, timeout=s.timeout,
                             shutdown_grace=s.shutdown_grace, tls_context=tls, require_tls=s.require_tls,
                             limits=SessionLimits(lim.max_connections, lim.session_timeout))
-        return cls(config, db, keyring, intake, server, worker)
+        return cls(config, db, keyring, intake, server, worker, sealer, Resealer(db, sealer))
 
     async def start(self, sock: socket.socket | None = None) -> tuple[str, int]:
         address = await self.server.start(sock)
         self._worker_task = asyncio.create_task(self.worker.run(), name="delivery-worker")
+        self._reseal_task = asyncio.create_task(self.resealer.run(), name="re-encryption")
         return address
 
     async def stop(self) -> None:
         await self.server.stop()
+        if self._reseal_task is not None:
+            self._reseal_task.cancel()  # a batch already handed to the writer still commits
+            try:
+                await self._reseal_task
+            except asyncio.CancelledError:
+                pass
         if self._worker_task is not None:
             # Stop claiming first; a claim already sent still commits before
             # the release below, since the writer runs writes in order.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -24,11 +25,12 @@ from aliasing.addresses import AddressError, parse_address
 from aliasing.keys import KeyFileError, load_key_ring
 from relay import config as config_mod
 from relay import supervisor
-from relay.app import initialize, open_existing, serve
+from relay.app import initialize, open_existing, open_sealer, serve
 from relay.config import Config, ConfigError
 from storage import directory, messages
 from storage.db import DatabaseError
 from storage.directory import DirectoryError
+from storage.sealing import SealError, add_storage_key
 from storage.timeutil import to_iso, to_naive_utc
 
 ORDER_ID = re.compile(r"^\d{3}-\d{7}-\d{7}$")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"relay: error: {exc}", file=sys.stderr)
         return 2
-    except (ConfigError, KeyFileError, DatabaseError, DirectoryError, AddressError) as exc:
+    except (ConfigError, KeyFileError, DatabaseError, DirectoryError, AddressError, SealError) as exc:
         print(f"relay: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -127,6 +129,11 @@ def build_parser() -> Parser:
     rt.add_argument("--seller", required=True)
     rt.add_argument("--days", type=_days, default=90)
     rt.set_defaults(func=cmd_response_time)
+
+    keys = sub.add_parser("keys", help="key files").add_subparsers(parser_class=Parser, metavar="ACTION")
+    rotate = keys.add_parser("rotate", help="add a new key; new data uses it, old keys keep working")
+    rotate.add_argument("which", choices=["storage"])
+    rotate.set_defaults(func=cmd_keys_rotate)
     return p
 
 
@@ -232,9 +239,15 @@ def cmd_demo(args, _config) -> int:
 
 
 def _with_db(config: Config, fn):
+    return _with_store(config, lambda conn, keyring, _sealer: fn(conn, keyring))
+
+
+def _with_store(config: Config, fn):
+    """`fn(conn, alias key ring, storage sealer)` in one transaction."""
     db, keyring = open_existing(config)
     try:
-        return db.write_sync(lambda conn: fn(conn, keyring))
+        sealer = open_sealer(config)
+        return db.write_sync(lambda conn: fn(conn, keyring, sealer))
     finally:
         db.close()
 
@@ -243,7 +256,7 @@ def cmd_seller_add(args, config: Config) -> int:
     seller_id = _seller_id(args.seller_id)
     email = _real_address(args.email, "--email", config)
     name = _name(args.name, "--name")
-    _with_db(config, lambda c, _k: directory.add_seller(c, seller_id, email, name))
+    _with_store(config, lambda c, _k, s: directory.add_seller(c, s, seller_id, email, name))
     _print_json({"seller_id": seller_id, "email": str(email), "name": name})
     return 0
 
@@ -252,10 +265,10 @@ def cmd_seller_address(args, config: Config) -> int:
     seller_id = _seller_id(args.seller_id)
     email = _real_address(args.address, "address", config)
     if args.action == "add":
-        _with_db(config, lambda c, _k: directory.add_address(c, seller_id, email))
+        _with_store(config, lambda c, _k, s: directory.add_address(c, s, seller_id, email))
     else:
         enabled = args.action == "enable"
-        _with_db(config, lambda c, _k: directory.set_address_enabled(c, seller_id, email, enabled))
+        _with_store(config, lambda c, _k, s: directory.set_address_enabled(c, s, seller_id, email, enabled))
     _print_json({"seller_id": seller_id, "address": str(email),
                  "enabled": args.action != "disable"})
     return 0
@@ -267,8 +280,8 @@ def cmd_thread_open(args, config: Config) -> int:
     buyer_name = _name(args.buyer_name, "--buyer-name")
     order_id = _order_id(args.order)
     asins = [_asin(a) for a in args.asin]
-    info = _with_db(config, lambda c, k: directory.open_thread(
-        c, k, seller_id=seller_id, buyer_email=buyer, buyer_name=buyer_name, order_id=order_id,
+    info = _with_store(config, lambda c, k, s: directory.open_thread(
+        c, k, s, seller_id=seller_id, buyer_email=buyer, buyer_name=buyer_name, order_id=order_id,
         asins=asins, fulfillment=args.fulfillment))
     domain = config.aliases.domain
     _print_json({"thread_id": info.id, "order_id": info.order_id,
@@ -288,20 +301,22 @@ def cmd_thread_close(args, config: Config) -> int:
 
 
 def cmd_message_list(args, config: Config) -> int:
-    email_key = alias = None
+    address = alias = None
     if args.email:
         address = _address(args.email, "--email")
-        email_key = address.key
         if address.domain == config.aliases.domain:
             alias = address.local.lower()
     f = messages.ListFilter(
         order_id=_order_id(args.order) if args.order else None,
-        asin=_asin(args.asin) if args.asin else None,
-        email_key=email_key, alias=alias,
+        asin=_asin(args.asin) if args.asin else None, alias=alias,
         since=_date(args.since, end_of_day=False) if args.since else None,
         until=_date(args.until, end_of_day=True) if args.until else None,
         reply_status=args.reply_status, with_attachments=args.with_attachments)
-    for row in _with_db(config, lambda c, _k: messages.list_messages(c, f)):
+
+    def listing(conn, _keyring, sealer):
+        email_key = sealer.index(address.key) if address else None  # the blind index
+        return messages.list_messages(conn, dataclasses.replace(f, email_key=email_key), sealer)
+    for row in _with_store(config, listing):
         _print_json(row)
     return 0
 
@@ -323,6 +338,13 @@ def cmd_response_time(args, config: Config) -> int:
         directory.require_seller(conn, seller_id)
         return messages.response_time(conn, seller_id, args.days)
     _print_json(_with_db(config, figure))
+    return 0
+
+
+def cmd_keys_rotate(args, config: Config) -> int:
+    open_existing(config)[0].close()  # every key file exists and is private
+    new_id = add_storage_key(config.storage.encryption_key_file)
+    _print_json({"keys": args.which, "new_key": new_id})
     return 0
 
 

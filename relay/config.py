@@ -68,6 +68,8 @@ class AliasConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     url: str = "sqlite:///var/relay.db"
+    encryption_key_file: Path = Path("var/storage.keys")
+    encrypt: bool = True
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,12 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         domain=r.domain("aliases", "domain", AliasConfig.domain),
         key_file=_resolve(base, r.str("aliases", "key_file", str(AliasConfig.key_file))),
     )
-    storage = StorageConfig(url=_storage_url(base, r.str("storage", "url", StorageConfig.url)))
+    storage = StorageConfig(
+        url=_storage_url(base, r.str("storage", "url", StorageConfig.url)),
+        encryption_key_file=_resolve(base, r.str("storage", "encryption_key_file",
+                                                  str(StorageConfig.encryption_key_file))),
+        encrypt=r.bool("storage", "encrypt", StorageConfig.encrypt),
+    )
     delivery = _delivery(r)
     dns = DnsConfig(
         # The resolver's own address cannot be looked up: an IP address is needed.
@@ -178,7 +185,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         "limits": {"per_sender_per_hour", "per_thread_per_hour", "per_ip_per_minute", "max_connections",
                    "max_recipients", "max_header_bytes", "session_timeout"},
         "aliases": {"domain", "key_file"},
-        "storage": {"url"},
+        "storage": {"url", "encryption_key_file", "encrypt"},
         "delivery": {"mode", "smarthost", "mx_port", "retry_schedule", "max_age",
                      "concurrency", "timeout", "lease_seconds", "poll_interval"},
         "dns": {"nameservers", "timeout"},
@@ -352,6 +359,12 @@ class _Reader:
         v = self.str(section, key, default)
         if not _HOSTNAME.match(v):
             raise ConfigError(f"[{section}] {key} must be a host name (letters, digits, '.', '-')")
+        return v
+
+    def bool(self, section: str, key: str, default: bool) -> bool:
+        v = self._get(section, key, default)
+        if not isinstance(v, bool):
+            raise ConfigError(f"[{section}] {key} must be true or false")
         return v
 
     def number(self, section: str, key: str, default: float) -> float:

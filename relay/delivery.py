@@ -38,6 +38,7 @@ from storage import queue as q
 from storage.db import Database
 from storage.messages import NewDelivery, NewMessage, log_message
 from storage.models import Message, MessageBody
+from storage.sealing import Sealer
 from storage.textutil import clean
 from storage.timeutil import utcnow
 
@@ -187,8 +188,10 @@ class WorkerSettings:
 
 
 class DeliveryWorker:
-    def __init__(self, db: Database, transport: SmtpTransport, settings: WorkerSettings, sender: Sender):
+    def __init__(self, db: Database, transport: SmtpTransport, settings: WorkerSettings, sender: Sender,
+                 sealer: Sealer):
         self.db = db
+        self.sealer = sealer
         self.transport = transport
         self.settings = settings
         self.sender = sender
@@ -221,7 +224,7 @@ class DeliveryWorker:
             return
         lease = timedelta(seconds=self.settings.lease_seconds)
         self._wake.clear()  # before claiming, so a wake-up during the claim is not lost
-        claimed = await self.db.write(lambda c: q.claim(c, self.owner, lease, free))
+        claimed = await self.db.write(lambda c: q.claim(c, self.owner, lease, free, self.sealer))
         for entry in claimed:
             task = asyncio.create_task(self._deliver(entry))
             self._inflight.add(task)
@@ -284,7 +287,8 @@ class DeliveryWorker:
             outcome = Temporary("internal error in the relay")
         if isinstance(outcome, Delivered):
             await self.db.write(lambda c: q.finish(c, entry.id, self.owner, "delivered",
-                                                   message_id=entry.message_id))
+                                                   message_id=entry.message_id, sealer=self.sealer,
+                                                   key_id=entry.key_id))
             log.debug("queue %d: delivered (message %d)", entry.id, entry.message_id)
             return
         if isinstance(outcome, Temporary):
@@ -292,7 +296,8 @@ class DeliveryWorker:
                                 entry.created_at, utcnow(), entry.attempts)
             if when is not None:
                 await self.db.write(lambda c: q.finish(c, entry.id, self.owner, "deferred",
-                                                       outcome.error, when, entry.message_id))
+                                                       outcome.error, when, entry.message_id,
+                                                       sealer=self.sealer, key_id=entry.key_id))
                 log.info("queue %d: deferred until %s: %s", entry.id, when.isoformat(), outcome.error)
                 return
             outcome = Permanent(f"gave up after {entry.attempts} attempts: {outcome.error}", "4.4.7")
@@ -301,20 +306,24 @@ class DeliveryWorker:
         log.info("queue %d: bounced: %s", entry.id, outcome.error)
 
     def _bounce(self, conn, entry: q.Claimed, outcome: Permanent, state: str = "bounced") -> None:
-        if not q.finish(conn, entry.id, self.owner, state, outcome.error, message_id=entry.message_id):
+        if not q.finish(conn, entry.id, self.owner, state, outcome.error, message_id=entry.message_id,
+                        sealer=self.sealer, key_id=entry.key_id):
             return
         if not entry.envelope_from or entry.kind != "conversation":
             return  # never bounce a bounce or a notice
-        original = conn.execute(
-            select(messages.c.mail_from, messages.c.received_at, bodies.c.original)
+        row = conn.execute(
+            select(messages.c.mail_from, messages.c.received_at, messages.c.key_id, bodies.c.original,
+                   bodies.c.key_id.label("body_key_id"))
             .join(bodies, bodies.c.message_id == messages.c.id)
             .where(messages.c.id == entry.message_id)).first()
-        data = dsn(self.sender, to=original.mail_from, recipient_alias=entry.recipient_alias or "",
+        mail_from = self.sealer.text("messages.mail_from", row.mail_from, row.key_id)
+        original = self.sealer.open("message_bodies.original", row.original, row.body_key_id)
+        data = dsn(self.sender, to=mail_from, recipient_alias=entry.recipient_alias or "",
                    status=outcome.status, diagnostic=outcome.error,
-                   original_headers=header_block(original.original),
-                   arrival=original.received_at.strftime("%a, %d %b %Y %H:%M:%S +0000"),
+                   original_headers=header_block(original),
+                   arrival=row.received_at.strftime("%a, %d %b %Y %H:%M:%S +0000"),
                    scrub={entry.recipient.lower(): entry.recipient_alias or ""})
         log_message(conn, NewMessage(kind="dsn", thread_id=entry.thread_id, mail_from="",
-                                     rcpt_to=[original.mail_from], original=data, delivered=data,
+                                     rcpt_to=[mail_from], original=data, delivered=data,
                                      status="queued", subject="delivery status notification",
-                                     deliveries=[NewDelivery("", original.mail_from)]))
+                                     deliveries=[NewDelivery("", mail_from)]), self.sealer)

@@ -130,9 +130,9 @@ async def run_demo() -> int:
 
 
 async def _conversation(app: App, mailbox: Mailbox) -> int:
-    await app.db.write(lambda c: directory.add_seller(c, "acme", parse_address(SELLER[1]), SELLER[0]))
+    await app.db.write(lambda c: directory.add_seller(c, app.sealer, "acme", parse_address(SELLER[1]), SELLER[0]))
     thread = await app.db.write(lambda c: directory.open_thread(
-        c, app.keyring, seller_id="acme", buyer_email=parse_address(BUYER[1]), buyer_name=BUYER[0],
+        c, app.keyring, app.sealer, seller_id="acme", buyer_email=parse_address(BUYER[1]), buyer_name=BUYER[0],
         order_id=ORDER_ID, asins=[], fulfillment="mfn"))
     domain = app.config.aliases.domain
     buyer_alias, seller_alias = f"{thread.buyer_alias}@{domain}", f"{thread.seller_alias}@{domain}"

@@ -48,6 +48,7 @@ from storage import directory
 from storage.db import Database
 from storage.directory import ThreadInfo
 from storage.messages import AttachmentInfo, NewDelivery, NewMessage, log_message, map_message_ids
+from storage.sealing import Sealer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,8 +85,10 @@ class Intake:
     def __init__(self, settings: IntakeSettings, db: Database, keyring: KeyRing, rules: list[Rule],
                  sender: Sender, on_queued: Callable[[], None] = lambda: None,
                  sender_checks: list[stages.SenderCheck] | None = None,
-                 authenticator: Authenticator | None = None, limiter: RateLimiter | None = None):
+                 authenticator: Authenticator | None = None, limiter: RateLimiter | None = None,
+                 *, sealer: Sealer):
         self.settings = settings
+        self.sealer = sealer
         self.db = db
         self.keyring = keyring
         self.rules = rules
@@ -114,7 +117,8 @@ class Intake:
             return replies.R550_UNKNOWN_ALIAS
         if txn.thread is not None and (decoded.thread_id != txn.thread.id or decoded.party != txn.party):
             return replies.R452_ONE_CONVERSATION
-        thread = txn.thread or await self.db.read(lambda c: directory.load_thread(c, decoded.thread_id))
+        thread = txn.thread or await self.db.read(
+            lambda c: directory.load_thread(c, self.sealer, decoded.thread_id))
         if thread is None:
             return replies.R550_UNKNOWN_ALIAS
         alias = thread.buyer_alias if decoded.party is Party.BUYER else thread.seller_alias
@@ -229,7 +233,7 @@ class Intake:
             notice = self._acknowledgment(thread, subject, record.orig_message_id)
         admit = self.limiter.admission(thread.id, mail_from, txn.peer_ip) if self.limiter else None
         try:
-            await self.db.write(lambda c: _store(c, record, notice, admit))
+            await self.db.write(lambda c: _store(c, record, notice, self.sealer, admit))
         except RateLimited as limited:
             log.info("deferred %s message for thread %s: %s", txn.direction.value, thread.id, limited)
             return limited.reply
@@ -260,7 +264,7 @@ class Intake:
             auth_results=auth.header(self.sender.hostname) if auth else None)
         log.info("refused %s message for thread %s: rule=%s reason=%s",
                  txn.direction.value, thread.id if thread else None, rule, reason)
-        await self.db.write(lambda c: log_message(c, record))
+        await self.db.write(lambda c: log_message(c, record, self.sealer))
         return reply
 
     @staticmethod
@@ -282,12 +286,13 @@ def _attachment_infos(parsed: ParsedMessage) -> list[AttachmentInfo]:
     return [AttachmentInfo(a.filename, a.content_type, len(a.data), a.sha256) for a in parsed.attachments]
 
 
-def _store(conn, record: NewMessage, notice: NewMessage | None, admit: Callable | None = None) -> int:
+def _store(conn, record: NewMessage, notice: NewMessage | None, sealer: Sealer,
+           admit: Callable | None = None) -> int:
     if admit is not None:
         admit(conn)  # counts and records the rate-limit events, or raises RateLimited
-    message_id = log_message(conn, record)
+    message_id = log_message(conn, record, sealer)
     if notice is not None:
-        log_message(conn, notice)
+        log_message(conn, notice, sealer)
     return message_id
 
 

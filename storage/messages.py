@@ -4,7 +4,9 @@
 and its queue entries in the caller's transaction: the intake commits them
 together before it answers 250. `list_messages` and `response_time` serve
 the command line; `map_message_ids` lets the rewriter keep threads
-threaded on both sides.
+threaded on both sides. Addresses, subjects, refusal texts and message
+bytes are sealed on the way in and opened on the way out by the `Sealer`
+(`storage/sealing.py`) that each of them takes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from storage.models import Attachment, Message, MessageBody, MessageEvent, QueueEntry, Seller, SellerAddress, Thread, ThreadAsin
+from storage.sealing import Sealer
 from storage.textutil import clean, fit
 from storage.timeutil import to_iso, utcnow
 
@@ -88,36 +91,39 @@ class NewMessage:
     deliveries: list[NewDelivery] = field(default_factory=list)
 
 
-def log_message(conn: Connection, msg: NewMessage) -> int:
+def log_message(conn: Connection, msg: NewMessage, sealer: Sealer) -> int:
     # Text taken from the message is fitted to its column: PostgreSQL would
     # refuse the whole write (and the sender get 451 forever) for a NUL, a
     # too long value or undecodable bytes that SQLite stores as they come.
     now = utcnow()
     m = messages.c
-    message_id = conn.execute(_ADD_MESSAGE, dict(
+    seal = sealer.seal_row
+    reason = clean(msg.reason)
+    message_id = conn.execute(_ADD_MESSAGE, seal("messages", dict(
         thread_id=msg.thread_id, kind=msg.kind, direction=msg.direction, mail_from=msg.mail_from,
-        rcpt_to=json.dumps(msg.rcpt_to), header_from=fit(m.header_from, msg.header_from),
-        subject=fit(m.subject, msg.subject), orig_message_id=fit(m.orig_message_id, msg.orig_message_id),
+        rcpt_to=json.dumps(msg.rcpt_to), header_from=clean(msg.header_from),
+        subject=clean(msg.subject), orig_message_id=fit(m.orig_message_id, msg.orig_message_id),
         relay_message_id=msg.relay_message_id, status=msg.status, rule=fit(m.rule, msg.rule),
-        reason=fit(m.reason, msg.reason), excerpt=fit(m.excerpt, msg.excerpt),
+        reason=reason, excerpt=clean(msg.excerpt),
         warning=fit(m.warning, msg.warning), attachment_count=len(msg.attachments),
         auto_reply=msg.auto_reply, no_response_needed=False,
         auth=json.dumps(msg.auth) if msg.auth is not None else None, auth_results=msg.auth_results,
-        received_at=now, updated_at=now)).inserted_primary_key[0]
-    conn.execute(_ADD_BODY, dict(message_id=message_id, original=msg.original, delivered=msg.delivered))
+        received_at=now, updated_at=now))).inserted_primary_key[0]
+    conn.execute(_ADD_BODY, seal("message_bodies", dict(
+        message_id=message_id, original=msg.original, delivered=msg.delivered)))
     if msg.attachments:
         att = attachments.c
-        conn.execute(insert(attachments), [dict(
-            message_id=message_id, filename=fit(att.filename, a.filename),
+        conn.execute(insert(attachments), [seal("attachments", dict(
+            message_id=message_id, filename=clean(a.filename),
             content_type=fit(att.content_type, a.content_type), size=a.size,
-            sha256=a.sha256) for a in msg.attachments])
-    conn.execute(_ADD_EVENT, dict(message_id=message_id, status=msg.status,
-                                  detail=fit(m.reason, msg.reason), at=now))
+            sha256=a.sha256)) for a in msg.attachments])
+    conn.execute(_ADD_EVENT, seal("message_events", dict(message_id=message_id, status=msg.status,
+                                                          detail=reason, at=now)))
     if msg.deliveries:
-        conn.execute(_ADD_ENTRY, [dict(
+        conn.execute(_ADD_ENTRY, [seal("queue", dict(
             message_id=message_id, envelope_from=d.envelope_from, recipient=d.recipient,
             recipient_alias=d.recipient_alias, state="queued", attempts=0, lease_expiries=0,
-            next_attempt_at=now, created_at=now, updated_at=now) for d in msg.deliveries])
+            next_attempt_at=now, created_at=now, updated_at=now)) for d in msg.deliveries])
     if msg.direction == SELLER_TO_BUYER and msg.status != "rejected" and msg.thread_id:
         conn.execute(_MARK_REPLIED, {"b_thread": msg.thread_id, "b_before": message_id, "replied_at": now})
     return message_id
@@ -172,11 +178,12 @@ class ListFilter:
     limit: int | None = None
 
 
-def list_messages(conn: Connection, f: ListFilter) -> list[dict]:
+def list_messages(conn: Connection, f: ListFilter, sealer: Sealer) -> list[dict]:
+    """`f.email_key` is the blind index of the address (`Sealer.index`)."""
     m, t = messages, threads
     q = (select(m.c.id, m.c.thread_id, t.c.order_id, m.c.direction, m.c.subject, m.c.received_at,
                 m.c.status, m.c.rule, m.c.warning, m.c.attachment_count, m.c.auto_reply,
-                m.c.no_response_needed, m.c.replied_at, m.c.auth)
+                m.c.no_response_needed, m.c.replied_at, m.c.auth, m.c.key_id)
          .join(t, t.c.id == m.c.thread_id)
          .where(m.c.kind == "conversation"))
     if f.order_id:
@@ -203,7 +210,7 @@ def list_messages(conn: Connection, f: ListFilter) -> list[dict]:
     q = q.order_by(m.c.received_at.desc(), m.c.id.desc())
     if f.limit:
         q = q.limit(f.limit)
-    return [_listed(row) for row in conn.execute(q)]
+    return [_listed(row, sealer) for row in conn.execute(q)]
 
 
 def _party_matches(email_key: str | None, alias: str | None):
@@ -218,12 +225,12 @@ def _party_matches(email_key: str | None, alias: str | None):
     return or_(*clauses)
 
 
-def _listed(row) -> dict:
+def _listed(row, sealer: Sealer) -> dict:
     response_needed = (row.direction == BUYER_TO_SELLER and row.status != "rejected"
                        and not row.auto_reply and not row.no_response_needed)
     return {
         "id": row.id, "thread_id": row.thread_id, "order_id": row.order_id,
-        "direction": row.direction, "subject": row.subject,
+        "direction": row.direction, "subject": sealer.text("messages.subject", row.subject, row.key_id),
         "received_at": to_iso(row.received_at), "status": row.status, "rule": row.rule,
         "warning": row.warning, "attachments": row.attachment_count,
         "response_needed": response_needed, "replied_at": to_iso(row.replied_at),

@@ -2,8 +2,10 @@
 
 The tables are created and changed only by the Alembic migrations in
 `migrations/`; these classes describe them for queries. Times are naive UTC
-`DateTime`s (the same on SQLite and PostgreSQL); addresses are stored as
-given plus a lower-case `*_key` column that lookups use.
+`DateTime`s (the same on SQLite and PostgreSQL). Real addresses, names and
+message bytes are sealed (`storage/sealing.py`: `LargeBinary` envelopes,
+each row's `key_id` saying how); lookups by address use the blind index
+in the `*_key` columns.
 
 - `sellers`, `seller_addresses`: who may write as a seller (the primary
   address, plus alternates that can be disabled).
@@ -35,10 +37,11 @@ class Base(DeclarativeBase):
 class Seller(Base):
     __tablename__ = "sellers"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[bytes] = mapped_column(LargeBinary)
+    email: Mapped[bytes] = mapped_column(LargeBinary)
     email_key: Mapped[str] = mapped_column(String(320), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class SellerAddress(Base):
@@ -46,10 +49,11 @@ class SellerAddress(Base):
     __table_args__ = (UniqueConstraint("seller_id", "email_key"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seller_id: Mapped[str] = mapped_column(ForeignKey("sellers.id"))
-    email: Mapped[str] = mapped_column(String(320))
+    email: Mapped[bytes] = mapped_column(LargeBinary)
     email_key: Mapped[str] = mapped_column(String(320), index=True)
     enabled: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class Thread(Base):
@@ -57,15 +61,16 @@ class Thread(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seller_id: Mapped[str] = mapped_column(ForeignKey("sellers.id"), index=True)
     order_id: Mapped[str] = mapped_column(String(32), unique=True)
-    buyer_email: Mapped[str] = mapped_column(String(320))
+    buyer_email: Mapped[bytes] = mapped_column(LargeBinary)
     buyer_email_key: Mapped[str] = mapped_column(String(320), index=True)
-    buyer_name: Mapped[str] = mapped_column(String(200))
+    buyer_name: Mapped[bytes] = mapped_column(LargeBinary)
     fulfillment: Mapped[str] = mapped_column(String(8))
     buyer_alias: Mapped[str | None] = mapped_column(String(16), unique=True)
     seller_alias: Mapped[str | None] = mapped_column(String(16), unique=True)
     alias_key_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)  # `relay thread close`
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class ThreadAsin(Base):
@@ -85,16 +90,16 @@ class Message(Base):
     thread_id: Mapped[int | None] = mapped_column(ForeignKey("threads.id"))
     kind: Mapped[str] = mapped_column(String(16))  # conversation | notice | dsn
     direction: Mapped[str | None] = mapped_column(String(16))
-    mail_from: Mapped[str] = mapped_column(String(320))
-    rcpt_to: Mapped[str] = mapped_column(Text)  # JSON list of what RCPT TO named
-    header_from: Mapped[str | None] = mapped_column(String(320))
-    subject: Mapped[str | None] = mapped_column(Text)
+    mail_from: Mapped[bytes] = mapped_column(LargeBinary)
+    rcpt_to: Mapped[bytes] = mapped_column(LargeBinary)  # JSON list of what RCPT TO named
+    header_from: Mapped[bytes | None] = mapped_column(LargeBinary)
+    subject: Mapped[bytes | None] = mapped_column(LargeBinary)
     orig_message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     relay_message_id: Mapped[str | None] = mapped_column(String(998), unique=True)
     status: Mapped[str] = mapped_column(String(16), index=True)
     rule: Mapped[str | None] = mapped_column(String(64))
-    reason: Mapped[str | None] = mapped_column(Text)
-    excerpt: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[bytes | None] = mapped_column(LargeBinary)
+    excerpt: Mapped[bytes | None] = mapped_column(LargeBinary)
     warning: Mapped[str | None] = mapped_column(String(32))
     attachment_count: Mapped[int] = mapped_column(Integer, default=0)
     auto_reply: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -104,6 +109,7 @@ class Message(Base):
     auth_results: Mapped[str | None] = mapped_column(Text)  # the Authentication-Results field
     received_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class MessageBody(Base):
@@ -117,16 +123,18 @@ class MessageBody(Base):
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), primary_key=True)
     original: Mapped[bytes] = mapped_column(LargeBinary)
     delivered: Mapped[bytes | None] = mapped_column(LargeBinary)
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class Attachment(Base):
     __tablename__ = "attachments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
-    filename: Mapped[str | None] = mapped_column(Text)
+    filename: Mapped[bytes | None] = mapped_column(LargeBinary)
     content_type: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class MessageEvent(Base):
@@ -134,8 +142,9 @@ class MessageEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
     status: Mapped[str] = mapped_column(String(16))
-    detail: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[bytes | None] = mapped_column(LargeBinary)
     at: Mapped[datetime] = mapped_column(DateTime)
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class QueueEntry(Base):
@@ -151,8 +160,8 @@ class QueueEntry(Base):
     __table_args__ = (Index("ix_queue_due", "state", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
-    envelope_from: Mapped[str] = mapped_column(String(320))
-    recipient: Mapped[str] = mapped_column(String(320))
+    envelope_from: Mapped[bytes] = mapped_column(LargeBinary)
+    recipient: Mapped[bytes] = mapped_column(LargeBinary)
     recipient_alias: Mapped[str | None] = mapped_column(String(320))
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -160,9 +169,10 @@ class QueueEntry(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
+    key_id: Mapped[str | None] = mapped_column(String(32), index=True)
 
 
 class AcceptEvent(Base):

@@ -15,6 +15,12 @@ workers it knows to be dead.
 `finish` records an outcome (`delivered`, `deferred` with the next attempt
 time, `bounced` or `parked`) and recomputes the message's status from all of its
 entries, adding a status event when it changes.
+
+Addresses, message bytes and remote errors are sealed (`storage/sealing.py`):
+`claim` opens them with the `Sealer`, and `finish` seals the error under
+the key the entry was claimed with. The background re-encryption leaves
+`active` entries alone, so that key is still the entry's own when the
+outcome is written.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from storage.models import Message, MessageBody, MessageEvent, QueueEntry
+from storage.sealing import Sealer
 from storage.textutil import clean
 from storage.timeutil import utcnow
 
@@ -55,8 +62,9 @@ _DUE = (select(queue.c.id, queue.c.state)
 _LEASE = (update(queue).where(queue.c.id.in_(bindparam("b_ids", expanding=True)))
           .values(attempts=queue.c.attempts + 1))
 _CLAIMED = (select(queue.c.id, queue.c.message_id, queue.c.envelope_from, queue.c.recipient,
-                   queue.c.recipient_alias, queue.c.attempts, queue.c.created_at, messages.c.kind,
-                   messages.c.mail_from, messages.c.thread_id, bodies.c.delivered)
+                   queue.c.recipient_alias, queue.c.attempts, queue.c.created_at, queue.c.key_id,
+                   messages.c.kind, messages.c.thread_id, bodies.c.delivered,
+                   bodies.c.key_id.label("body_key_id"))
             .join(messages, messages.c.id == queue.c.message_id)
             .join(bodies, bodies.c.message_id == queue.c.message_id)
             .where(queue.c.id.in_(bindparam("b_ids", expanding=True))))
@@ -73,13 +81,13 @@ class Claimed:
     attempts: int
     created_at: datetime
     kind: str
-    mail_from: str
     thread_id: int | None
     data: bytes
+    key_id: str | None = None  # how the entry's row is sealed; `finish` seals its error alike
     poisoned: bool = False  # its lease expired too often: bounce it, do not try again
 
 
-def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Claimed]:
+def claim(conn: Connection, owner: str, lease: timedelta, limit: int, sealer: Sealer) -> list[Claimed]:
     now = utcnow()
     rows = conn.execute(_DUE, {"b_now": now, "b_limit": limit}).all()
     if not rows:
@@ -98,23 +106,29 @@ def claim(conn: Connection, owner: str, lease: timedelta, limit: int) -> list[Cl
     conn.execute(_LEASE, {"b_ids": ids, "state": "active", "lease_owner": owner,
                           "lease_until": now + lease, "updated_at": now})
     result = conn.execute(_CLAIMED, {"b_ids": ids})
-    return [Claimed(id=r.id, message_id=r.message_id, envelope_from=r.envelope_from,
-                    recipient=r.recipient, recipient_alias=r.recipient_alias, attempts=r.attempts,
-                    created_at=r.created_at, kind=r.kind, mail_from=r.mail_from,
-                    thread_id=r.thread_id, data=r.delivered, poisoned=r.id in to_park) for r in result]
+    text = sealer.text
+    return [Claimed(id=r.id, message_id=r.message_id,
+                    envelope_from=text("queue.envelope_from", r.envelope_from, r.key_id),
+                    recipient=text("queue.recipient", r.recipient, r.key_id),
+                    recipient_alias=r.recipient_alias, attempts=r.attempts,
+                    created_at=r.created_at, kind=r.kind, thread_id=r.thread_id,
+                    data=sealer.open("message_bodies.delivered", r.delivered, r.body_key_id),
+                    key_id=r.key_id, poisoned=r.id in to_park) for r in result]
 
 
 def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str | None = None,
-           next_attempt_at: datetime | None = None, message_id: int | None = None) -> bool:
+           next_attempt_at: datetime | None = None, message_id: int | None = None, *,
+           sealer: Sealer, key_id: str | None) -> bool:
     """Record an outcome; False if the lease was lost to another worker.
 
-    `message_id`, when the caller knows it, saves a lookup on the hot path.
+    `message_id`, when the caller knows it, saves a lookup on the hot path;
+    `key_id` is the entry's `Claimed.key_id`.
     """
     assert state in ("delivered", "deferred", "bounced", "parked")
     now = utcnow()
     error = clean(error)  # a remote server's reply: it may hold NUL or undecodable bytes
     values = dict(b_id=entry_id, b_owner=owner, state=state, lease_owner=None, lease_until=None,
-                  updated_at=now, last_error=error)
+                  updated_at=now, last_error=sealer.seal("queue.last_error", error, key_id))
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
     result = conn.execute(_FINISH, values)
@@ -122,11 +136,11 @@ def finish(conn: Connection, entry_id: int, owner: str, state: str, error: str |
         return False
     if message_id is None:
         message_id = conn.execute(_MESSAGE_OF, {"b_id": entry_id}).scalar_one()
-    _update_message_status(conn, message_id, error)
+    _update_message_status(conn, message_id, error, sealer)
     return True
 
 
-def _update_message_status(conn: Connection, message_id: int, detail: str | None) -> None:
+def _update_message_status(conn: Connection, message_id: int, detail: str | None, sealer: Sealer) -> None:
     states = _entry_states(conn, message_id)
     if len(states) > 1:
         # Under READ COMMITTED (PostgreSQL), two processes finishing two entries
@@ -151,7 +165,8 @@ def _update_message_status(conn: Connection, message_id: int, detail: str | None
     changed = conn.execute(statement, {"b_id": message_id, "b_status": status, "status": status,
                                        "updated_at": now})
     if changed.rowcount:
-        conn.execute(_ADD_EVENT, {"message_id": message_id, "status": status, "detail": detail, "at": now})
+        conn.execute(_ADD_EVENT, sealer.seal_row("message_events", {
+            "message_id": message_id, "status": status, "detail": detail, "at": now}))
 
 
 def _entry_states(conn: Connection, message_id: int) -> list[str]:

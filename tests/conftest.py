@@ -36,7 +36,7 @@ import pytest
 from aiosmtpd.smtp import SMTP as AioSMTP
 
 from relay import config as config_mod
-from relay.app import App
+from relay.app import App, open_sealer
 from relay.cli import main as cli_main
 from tests.dnsresponder import DnsResponder
 
@@ -256,6 +256,12 @@ def sql(config_path: Path, statement: str, *params) -> list[tuple]:
             return conn.execute(statement, params).fetchall()
     finally:
         conn.close()
+
+
+def unsealed(config_path: Path, column: str, statement: str, *params) -> list:
+    """`sql` for one sealed column: `statement` selects (value, key_id); returns the opened texts."""
+    sealer = open_sealer(config_mod.load(config_path))
+    return [sealer.text(column, value, key_id) for value, key_id in sql(config_path, statement, *params)]
 
 
 def free_port() -> int:

@@ -27,6 +27,7 @@ def test_the_shipped_relay_toml_loads_with_the_documented_defaults():
     assert c.aliases.key_file == CHECKOUT / "var" / "alias.keys"
     assert c.limits == config_mod.LimitsConfig()  # relay.toml states the defaults
     assert (c.smtp.tls_cert, c.smtp.require_tls) == (None, False)
+    assert c.storage.encryption_key_file == CHECKOUT / "var" / "storage.keys" and c.storage.encrypt is True
 
 
 def test_limits_zero_switches_a_rate_limit_off(tmp_path):
@@ -106,6 +107,9 @@ def test_good_delivery_and_dns_values(tmp_path):
     ('[dns]\nnameservers = ["1.2.3.4:53:9"]\n', "[dns] nameservers"),
     ('[dns]\nnameservers = "127.0.0.1:53"\n', "[dns] nameservers"),
     ('[aliases]\ndomain = "not a domain"\n', "[aliases] domain"),
+    ('[storage]\nencrypt = "yes"\n', "[storage] encrypt"),
+    ("[storage]\nencrypt = 1\n", "[storage] encrypt"),
+    ("[storage]\nencryption_key_file = 5\n", "[storage] encryption_key_file"),
     ('[aliases]\ndomain = "localhost"\n', "[aliases] domain"),
     ("[aliases]\nkey_file = 5\n", "[aliases] key_file"),
     ('[marketplace]\nnotices_from = "Marketplace <no-reply@marketplace.example>"\n', "[marketplace] notices_from"),

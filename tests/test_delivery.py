@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.smtp import SMTP as AioSMTP
 
 from relay.notices import scrub_diagnostic
-from tests.conftest import (ALIAS_DOMAIN, Received, SinkHandler, compose, open_conversation, run_cli,
+from tests.conftest import (ALIAS_DOMAIN, Received, SinkHandler, compose, open_conversation, run_cli, unsealed,
                             send, sql, wait_until)
 
 TRY_LATER = "451 4.3.0 try later"
@@ -152,8 +152,8 @@ async def test_a_failing_dsn_is_not_bounced_again(relay_factory, mailbox):
     assert queue_states(app, "conversation") == ["bounced"]
     # Bouncing the DSN would have queued a second one in the same transaction.
     assert queue_states(app, "dsn") == ["bounced"]
-    assert [rcpts for (rcpts,) in sql(app.config_path, "SELECT rcpt_to FROM messages WHERE kind = 'dsn'")] \
-        == [json.dumps([conv.seller_email])]
+    assert unsealed(app.config_path, "messages.rcpt_to",
+                    "SELECT rcpt_to, key_id FROM messages WHERE kind = 'dsn'") == [json.dumps([conv.seller_email])]
     assert mailbox.messages == []
     assert len(mailbox.refused) == 2
 

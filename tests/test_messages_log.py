@@ -20,7 +20,7 @@ import aiosmtplib
 import pytest
 
 from tests.conftest import (BUYER_EMAIL, SELLER_EMAIL, Conversation, open_conversation, run_cli, send, sql,
-                            wait_until, write_config)
+                            unsealed, wait_until, write_config)
 
 ORDER_B = "113-7654321-7654321"
 OTHER_SELLER = "owner@othershop.example"
@@ -82,14 +82,20 @@ def second_thread(config_path) -> Conversation:
                         OTHER_SELLER, OTHER_BUYER)
 
 
+def ids_of(config_path, subject: str) -> list[int]:
+    """The conversation messages with `subject` (subjects are sealed: found through the log)."""
+    return [row["id"] for row in listed(config_path) if row["subject"] == subject]
+
+
 def set_time(config_path, column: str, subject: str, when: datetime) -> None:
     assert column in ("received_at", "replied_at")
-    sql(config_path, f"UPDATE messages SET {column} = ? WHERE subject = ? AND kind = 'conversation'",
-        when.strftime(DB_TIME), subject)
+    for message_id in ids_of(config_path, subject):
+        sql(config_path, f"UPDATE messages SET {column} = ? WHERE id = ?", when.strftime(DB_TIME), message_id)
 
 
 def received(config_path, subject: str) -> datetime:
-    [(text,)] = sql(config_path, "SELECT received_at FROM messages WHERE subject = ?", subject)
+    [message_id] = ids_of(config_path, subject)
+    [(text,)] = sql(config_path, "SELECT received_at FROM messages WHERE id = ?", message_id)
     return datetime.strptime(text, DB_TIME)
 
 
@@ -151,8 +157,10 @@ async def test_attachments_are_counted_logged_and_filtered(chat):
     await chat.buyer("The invoice", pdf=PDF)
     [row] = listed(cfg, "--with-attachments")
     assert (row["subject"], row["attachments"]) == ("The invoice", 1)
-    assert sql(cfg, "SELECT filename, content_type, size, sha256 FROM attachments WHERE message_id = ?",
-               row["id"]) == [("invoice.pdf", "application/pdf", len(PDF), hashlib.sha256(PDF).hexdigest())]
+    assert sql(cfg, "SELECT content_type, size, sha256 FROM attachments WHERE message_id = ?",
+               row["id"]) == [("application/pdf", len(PDF), hashlib.sha256(PDF).hexdigest())]
+    assert unsealed(cfg, "attachments.filename", "SELECT filename, key_id FROM attachments "
+                    "WHERE message_id = ?", row["id"]) == ["invoice.pdf"]
     assert len(listed(cfg)) == 2
 
 

@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP as AioSMTP
 
 from relay import config as config_mod
 from relay.app import App
-from tests.conftest import SinkHandler, compose, open_conversation, run_cli, send, sql, wait_until, write_config
+from tests.conftest import SinkHandler, compose, open_conversation, run_cli, send, sql, unsealed, wait_until, write_config
 
 BUYER_DOMAIN = "buyermail.example"
 SELLER_DOMAIN = "sellershop.example"
@@ -148,8 +148,11 @@ async def quick_dns_relay(folder, sink, dns_server):
 def deferred_twice(path):
     """The entry's state once it has failed at least twice and waits: (state, attempts, error)."""
     def check():
-        rows = sql(path, "SELECT state, attempts, last_error FROM queue")
-        return rows[0] if rows[0][0] == "deferred" and rows[0][1] >= 2 else None
+        rows = sql(path, "SELECT state, attempts FROM queue")
+        if rows[0][0] != "deferred" or rows[0][1] < 2:
+            return None
+        [error] = unsealed(path, "queue.last_error", "SELECT last_error, key_id FROM queue")
+        return (*rows[0], error)
     return check
 
 

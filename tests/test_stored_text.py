@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from storage.models import Message
+from storage.models import Message, QueueEntry
 from storage.textutil import REPLACEMENT, clean, fit
 from tests.conftest import compose, open_conversation, run_cli, send
 
@@ -29,12 +29,12 @@ def test_clean(given, expected):
 
 
 def test_fit_cuts_by_bytes_without_splitting_a_character():
-    column = Message.__table__.c.header_from  # String(320)
+    column = QueueEntry.__table__.c.recipient_alias  # String(320)
     assert fit(column, "x" * 320) == "x" * 320
     assert fit(column, "x" * 321) == "x" * 320
     cut = fit(column, "\u00e9" * 200)  # 400 bytes of UTF-8
     assert cut == "\u00e9" * 160 and len(cut.encode()) == 320
-    assert fit(Message.__table__.c.subject, "y" * 10_000) == "y" * 10_000  # Text: no limit
+    assert fit(Message.__table__.c.subject, "y" * 10_000) == "y" * 10_000  # no length: no limit
 
 
 async def test_a_subject_with_an_encoded_nul_is_accepted_and_logged_clean(relay_factory, sink):
