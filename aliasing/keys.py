@@ -2,13 +2,15 @@
 
 `ensure_key_file(path)` creates the file with a fresh 256-bit key, mode
 0600, if it is missing (never overwriting); `load_key_ring(path)` reads it
-back into a `KeyRing`; `add_key(path)` appends a new key (rotation). A
+back into a `KeyRing`; `add_key(path)` appends a new key (rotation), and
+`ReloadingKeyRing(path)` follows such changes in a running relay. A
 missing, malformed or group/world-readable file, or one that cannot be
 created, raises `KeyFileError` with a one-line reason.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -18,6 +20,7 @@ from pathlib import Path
 from aliasing.codec import Key, KeyRing
 
 MAX_KEY_ID = 32
+log = logging.getLogger(__name__)
 
 
 class KeyFileError(Exception):
@@ -90,3 +93,46 @@ def load_key_ring(path: Path) -> KeyRing:
 
 def _key_line(key_id: str) -> str:
     return f"{key_id} {secrets.token_hex(32)}\n"
+
+
+class ReloadingKeyRing(KeyRing):
+    """The key ring of a file, read again when a decode misses and the file has changed.
+
+    A running relay thus accepts aliases made under a key that
+    `relay keys rotate alias` added after it started. The file is only
+    looked at (one stat) when an alias does not decode.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._stamp = _stamp(path)
+        super().__init__(list(load_key_ring(path).keys))
+
+    def decode(self, local_part: str):
+        found = super().decode(local_part)
+        if found is None and self.refresh():
+            found = super().decode(local_part)
+        return found
+
+    def refresh(self) -> bool:
+        """Read the file again if it changed; True if the keys did."""
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            keys = load_key_ring(self.path).keys
+        except KeyFileError as exc:
+            log.error("%s; keeping the alias keys already loaded", exc)
+            return False
+        changed = keys != self.keys
+        self.keys = keys
+        return changed
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size

@@ -1,7 +1,7 @@
 """The composition root: the one place that builds and wires the relay.
 
 `initialize(config)` creates what must exist before anything runs (the
-alias key file, mode 0600, and the schema through Alembic); it is
+alias and DKIM key files, mode 0600, and the schema through Alembic); it is
 idempotent. `App.build(config)` opens the database and the key ring and
 builds the intake, the SMTP server and the delivery worker, handing each
 its collaborators; nothing is module-level state. `App.start()` and
@@ -19,12 +19,16 @@ import socket
 from dataclasses import dataclass
 
 from aliasing.codec import KeyRing
-from aliasing.keys import ensure_key_file, load_key_ring
+from aliasing.keys import ReloadingKeyRing, ensure_key_file, load_key_ring
+from aliasing.verp import VerpCodec
 from policy.registry import default_rules
+from relay import signing
+from relay.bounces import BounceHandler
 from relay.config import Config, ConfigError
 from relay.delivery import DeliveryWorker, SmtpTransport, WorkerSettings
 from relay.intake import Intake, IntakeSettings
 from relay.notices import Sender
+from relay.outbound_tls import TlsPolicy
 from relay.routing import Router, make_resolver
 from relay.smtp_server import Handler, SmtpServer
 from storage.db import Database, upgrade
@@ -36,6 +40,8 @@ def initialize(config: Config) -> Database:
     """Create missing key files and migrate the schema; returns the open database."""
     if ensure_key_file(config.aliases.key_file):
         log.info("created alias key file %s", config.aliases.key_file)
+    if signing.ensure_key_file(config.dkim.key_file, config.dkim.selector):
+        log.info("created DKIM key file %s (publish it: 'relay keys dkim')", config.dkim.key_file)
     db = Database.open(config.storage.url)
     try:
         upgrade(db.write_engine)
@@ -65,23 +71,27 @@ class App:
     @classmethod
     def build(cls, config: Config) -> App:
         db = initialize(config)
-        keyring = load_key_ring(config.aliases.key_file)
+        keyring = ReloadingKeyRing(config.aliases.key_file)
         sender = Sender(marketplace_name=config.marketplace.name,
                         notices_from=config.marketplace.notices_from,
                         alias_domain=config.aliases.domain, hostname=config.smtp.hostname)
         d = config.delivery
         router = Router(d.mode, make_resolver(config.dns.nameservers, config.dns.timeout),
                         mx_port=d.mx_port, smarthost=d.smarthost)
+        tls = TlsPolicy(config.smtp.hostname, d.timeout, d.tls_ca_file, d.require_tls_domains)
+        verp = VerpCodec(keyring, config.aliases.domain)
+        signer = signing.Signer(config.dkim.key_file, config.aliases.domain) if config.dkim.sign else None
         worker = DeliveryWorker(
-            db, SmtpTransport(router, config.smtp.hostname, d.timeout),
+            db, SmtpTransport(router, tls),
             WorkerSettings(retry_schedule=d.retry_schedule, max_age=d.max_age,
                            concurrency=d.concurrency, lease_seconds=d.lease_seconds,
                            poll_interval=d.poll_interval, stop_grace=config.smtp.shutdown_grace),
-            sender)
+            sender, verp=verp, signer=signer)
         intake = Intake(
             IntakeSettings(alias_domain=config.aliases.domain, marketplace_name=config.marketplace.name,
                            max_recipients=config.smtp.max_recipients),
-            db, keyring, default_rules(), sender, on_queued=worker.wake)
+            db, keyring, default_rules(), sender, on_queued=worker.wake,
+            bounces=BounceHandler(db, verp, sender, on_queued=worker.wake))
         s = config.smtp
         server = SmtpServer(Handler(intake), host=s.host, port=s.port, hostname=s.hostname,
                             max_message_bytes=s.max_message_bytes, timeout=s.timeout,

@@ -17,13 +17,13 @@ import logging
 import os
 import re
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from aliasing.addresses import AddressError, parse_address
-from aliasing.keys import KeyFileError, load_key_ring
+from aliasing.keys import KeyFileError, add_key, load_key_ring
 from relay import config as config_mod
-from relay import supervisor
+from relay import signing, supervisor
 from relay.app import initialize, open_existing, serve
 from relay.config import Config, ConfigError
 from storage import directory, messages
@@ -116,6 +116,12 @@ def build_parser() -> Parser:
     m_mark = message.add_parser("mark-no-response", help="mark a message as needing no response")
     m_mark.add_argument("message_id")
     m_mark.set_defaults(func=cmd_mark_no_response)
+
+    keys = sub.add_parser("keys", help="the relay's keys").add_subparsers(parser_class=Parser, metavar="ACTION")
+    keys.add_parser("dkim", help="print the DKIM record to publish in DNS").set_defaults(func=cmd_keys_dkim)
+    k_rotate = keys.add_parser("rotate", help="rotate a key: " + ", ".join(ROTATIONS))
+    k_rotate.add_argument("which", choices=list(ROTATIONS))
+    k_rotate.set_defaults(func=cmd_keys_rotate)
 
     metrics = sub.add_parser("metrics", help="performance figures").add_subparsers(parser_class=Parser, metavar="FIGURE")
     rt = metrics.add_parser("response-time", help="share of buyer messages answered within 24 hours")
@@ -307,6 +313,34 @@ def cmd_response_time(args, config: Config) -> int:
         return messages.response_time(conn, seller_id, args.days)
     _print_json(_with_db(config, figure))
     return 0
+
+
+def cmd_keys_dkim(args, config: Config) -> int:
+    print(signing.dns_record(signing.load_key(config.dkim.key_file), config.aliases.domain))
+    return 0
+
+
+def cmd_keys_rotate(args, config: Config) -> int:
+    _print_json(ROTATIONS[args.which](config))
+    return 0
+
+
+def _rotate_alias(config: Config) -> dict:
+    """New aliases use the new key; aliases made under older keys keep working."""
+    load_key_ring(config.aliases.key_file)  # refuse a broken or too open file before appending
+    return {"rotated": "alias", "key_id": add_key(config.aliases.key_file)}
+
+
+def _rotate_dkim(config: Config) -> dict:
+    """A new key under a new selector, used at once: its record must be published now."""
+    key = signing.rotate(config.dkim.key_file, config.dkim.selector, datetime.now(timezone.utc).date())
+    return {"rotated": "dkim", "selector": key.selector,
+            "record": signing.dns_record(key, config.aliases.domain),
+            "note": "publish this record now; keep the previous selector's record for a week"}
+
+
+# `relay keys rotate WHICH`: one function per key kind, each returning what to print.
+ROTATIONS = {"alias": _rotate_alias, "dkim": _rotate_dkim}
 
 
 if __name__ == "__main__":

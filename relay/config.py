@@ -22,6 +22,8 @@ from typing import Any
 
 from aliasing.addresses import AddressError, parse_address
 
+_SELECTOR = re.compile(r"^(?=.{1,40}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 # 10 MiB of attachments grows by 4/3 in base64, plus line breaks and headers.
@@ -66,6 +68,15 @@ class DeliveryConfig:
     timeout: float = 60.0
     lease_seconds: float = 300.0
     poll_interval: float = 5.0
+    tls_ca_file: Path | None = None                 # extra trusted CAs (PEM) for outbound TLS
+    require_tls_domains: tuple[str, ...] = ()       # verified TLS or no delivery
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    selector: str = "relay"
+    key_file: Path = Path("var/dkim.key")
+    sign: bool = True
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     marketplace: MarketplaceConfig = field(default_factory=MarketplaceConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
 
 
 def default_path() -> Path:
@@ -116,7 +128,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     path = path.resolve()
     base = path.parent
     # Only what the relay acts on: a setting it would silently ignore is an error.
-    sections = {"smtp", "aliases", "storage", "delivery", "dns", "marketplace"}
+    sections = {"smtp", "aliases", "storage", "delivery", "dns", "marketplace", "dkim"}
     for name in data:
         if name not in sections:
             raise ConfigError(f"{path.name}: unknown section [{name}]")
@@ -136,7 +148,12 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         key_file=_resolve(base, r.str("aliases", "key_file", str(AliasConfig.key_file))),
     )
     storage = StorageConfig(url=_storage_url(base, r.str("storage", "url", StorageConfig.url)))
-    delivery = _delivery(r)
+    delivery = _delivery(r, base)
+    dkim = DkimConfig(
+        selector=r.selector("dkim", "selector", DkimConfig.selector),
+        key_file=_resolve(base, r.str("dkim", "key_file", str(DkimConfig.key_file))),
+        sign=r.bool("dkim", "sign", DkimConfig.sign),
+    )
     dns = DnsConfig(
         # The resolver's own address cannot be looked up: an IP address is needed.
         nameservers=tuple(_hostport(f"[dns] nameservers entry {v!r}", v, 53, ip_only=True)
@@ -153,15 +170,17 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         "aliases": {"domain", "key_file"},
         "storage": {"url"},
         "delivery": {"mode", "smarthost", "mx_port", "retry_schedule", "max_age",
-                     "concurrency", "timeout", "lease_seconds", "poll_interval"},
+                     "concurrency", "timeout", "lease_seconds", "poll_interval",
+                     "tls_ca_file", "require_tls_domains"},
         "dns": {"nameservers", "timeout"},
         "marketplace": {"name", "notices_from"},
+        "dkim": {"selector", "key_file", "sign"},
     })
     return Config(path=path, smtp=smtp, aliases=aliases, storage=storage,
-                  delivery=delivery, dns=dns, marketplace=marketplace)
+                  delivery=delivery, dns=dns, marketplace=marketplace, dkim=dkim)
 
 
-def _delivery(r: _Reader) -> DeliveryConfig:
+def _delivery(r: _Reader, base: Path) -> DeliveryConfig:
     mode = r.str("delivery", "mode", DeliveryConfig.mode)
     if mode not in ("mx", "smarthost"):
         raise ConfigError(f'[delivery] mode must be "mx" or "smarthost", not {mode!r}')
@@ -182,7 +201,19 @@ def _delivery(r: _Reader) -> DeliveryConfig:
         timeout=r.number("delivery", "timeout", DeliveryConfig.timeout),
         lease_seconds=r.number("delivery", "lease_seconds", DeliveryConfig.lease_seconds),
         poll_interval=r.number("delivery", "poll_interval", DeliveryConfig.poll_interval),
+        tls_ca_file=_ca_file(base, r.str("delivery", "tls_ca_file", "")),
+        require_tls_domains=tuple(r.domain_list("delivery", "require_tls_domains")),
     )
+
+
+def _ca_file(base: Path, value: str) -> Path | None:
+    """A PEM file of CAs to trust for outbound TLS; it must exist (a typo would fail every delivery)."""
+    if not value:
+        return None
+    path = _resolve(base, value)
+    if not path.is_file():
+        raise ConfigError(f"[delivery] tls_ca_file: no such file {path}")
+    return path
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -302,6 +333,29 @@ class _Reader:
         if not isinstance(v, list) or any(not isinstance(x, str) for x in v):
             raise ConfigError(f"[{section}] {key} must be a list of strings")
         return v
+
+    def bool(self, section: str, key: str, default: bool) -> bool:
+        v = self._get(section, key, default)
+        if not isinstance(v, bool):
+            raise ConfigError(f"[{section}] {key} must be true or false")
+        return v
+
+    def selector(self, section: str, key: str, default: str) -> str:
+        """A DKIM selector: DNS labels, short enough for a date suffix on rotation."""
+        v = self.str(section, key, default)
+        if not _SELECTOR.match(v):
+            raise ConfigError(f"[{section}] {key} must be 1-40 letters, digits, '-' or '.' "
+                              f"(a DNS name), not {v[:60]!r}")
+        return v.lower()
+
+    def domain_list(self, section: str, key: str) -> list[str]:
+        out = []
+        for v in self.str_list(section, key, []):
+            try:
+                out.append(parse_address(f"postmaster@{v.strip()}").domain)
+            except AddressError:
+                raise ConfigError(f"[{section}] {key}: {v[:80]!r} is not a domain") from None
+        return out
 
     def domain(self, section: str, key: str, default: str) -> str:
         v = self.str(section, key, default).strip().lower()

@@ -26,10 +26,12 @@ from typing import TypeVar
 
 from aliasing.addresses import AddressError, parse_address, try_parse
 from aliasing.codec import KeyRing, Party
+from aliasing.verp import is_bounce_local
 from policy.engine import evaluate
 from policy.parsed import ParsedMessage
 from policy.rule import Context, Direction, Rule
 from relay import replies, stages
+from relay.bounces import BounceHandler
 from relay.classify import is_auto_reply
 from relay.notices import Sender, acknowledgment
 from relay.replies import Reply
@@ -37,6 +39,7 @@ from relay.msgids import referenced_ids
 from relay.rewrite import RewritePlan, rewrite
 from storage import directory
 from storage.db import Database
+from storage.bounces import BounceTarget
 from storage.directory import ThreadInfo
 from storage.messages import AttachmentInfo, NewDelivery, NewMessage, log_message, map_message_ids
 
@@ -54,6 +57,7 @@ class Transaction:
     thread: ThreadInfo | None = None
     party: Party | None = None          # whom the accepted alias stands for
     recipients: list[str] = field(default_factory=list)
+    bounce: BounceTarget | None = None  # set when RCPT named a bounce address (relay.bounces)
 
     @property
     def direction(self) -> Direction:
@@ -71,7 +75,8 @@ class IntakeSettings:
 class Intake:
     def __init__(self, settings: IntakeSettings, db: Database, keyring: KeyRing, rules: list[Rule],
                  sender: Sender, on_queued: Callable[[], None] = lambda: None,
-                 sender_checks: list[stages.SenderCheck] | None = None):
+                 sender_checks: list[stages.SenderCheck] | None = None,
+                 bounces: BounceHandler | None = None):
         self.settings = settings
         self.db = db
         self.keyring = keyring
@@ -79,6 +84,7 @@ class Intake:
         self.sender = sender
         self.on_queued = on_queued
         self.sender_checks = sender_checks or []
+        self.bounces = bounces
 
     def alias_address(self, local: str) -> str:
         return f"{local}@{self.settings.alias_domain}"
@@ -90,6 +96,12 @@ class Intake:
             return replies.R553_BAD_ADDRESS
         if address.domain != self.settings.alias_domain:
             return replies.R550_RELAY_DENIED
+        if is_bounce_local(address.local):  # returned mail: relay.bounces
+            if self.bounces is None:
+                return replies.R550_UNKNOWN_BOUNCE_ADDRESS
+            return await self.bounces.check_recipient(txn, address)
+        if txn.bounce is not None:
+            return replies.R452_ONE_REPORT
         if not mail_from:
             return replies.R550_NULL_SENDER
         if len(txn.recipients) >= self.settings.max_recipients:
@@ -114,6 +126,8 @@ class Intake:
         return replies.R250_RECIPIENT_OK
 
     async def accept(self, txn: Transaction, mail_from: str, raw: bytes) -> Reply:
+        if txn.bounce is not None and self.bounces is not None:
+            return await self.bounces.accept(txn, mail_from, raw)
         thread, party = txn.thread, txn.party
         if thread is None or party is None:
             return replies.R451_TEMPORARY

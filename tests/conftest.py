@@ -132,6 +132,9 @@ def write_config(folder: Path, *, smarthost_port: int | None = None, dns_port: i
         [storage]
         url = "sqlite:///data/relay.db"
 
+        [dkim]
+        key_file = "keys/dkim.key"
+
         [dns]
         {dns}
 
@@ -238,6 +241,33 @@ def sql(config_path: Path, statement: str, *params) -> list[tuple]:
             return conn.execute(statement, params).fetchall()
     finally:
         conn.close()
+
+
+async def publish_dkim(config_path: Path, dns_server: DnsResponder) -> str:
+    """Serve the record `relay keys dkim` prints from the loopback responder; returns the line."""
+    code, line = run_cli(config_path, "keys", "dkim")
+    assert code == 0, line
+    name, _in, _txt, value = line.strip().split(" ", 3)
+    dns_server.records.pop((name.lower().rstrip("."), "TXT"), None)
+    dns_server.add(name, "TXT", value)
+    return line
+
+
+async def dkim_verifies(data: bytes, dns_server: DnsResponder) -> bool:
+    """dkimpy's verdict on the top signature, with keys looked up in the loopback responder."""
+    import dkim
+    import dns.message
+    import dns.query
+
+    def dnsfunc(name: bytes, timeout: float = 5):
+        query = dns.message.make_query(name.decode("ascii"), "TXT")
+        answer = dns.query.udp(query, "127.0.0.1", port=dns_server.port, timeout=timeout)
+        for rrset in answer.answer:
+            for record in rrset:
+                return b"".join(record.strings)
+        return None
+    # In a thread: the responder answers on this event loop.
+    return await asyncio.to_thread(dkim.verify, data, dnsfunc=dnsfunc)
 
 
 def free_port() -> int:
