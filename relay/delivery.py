@@ -4,6 +4,13 @@
 outcome per recipient: `Delivered`, `Temporary` or `Permanent`. A 5xx
 reply is permanent; a 4xx, a refused connection, a timeout or any error we
 did not foresee is temporary (retrying is safe, losing mail is not).
+Connections are opened by `relay.outbound_tls` (STARTTLS, verified where
+the policy demands it).
+
+Each attempt signs the message afresh with DKIM (`relay.signing`, in a
+thread) and sends a conversation message from its own VERP bounce address
+(`aliasing.verp`, made from the queue entry id), so that a bounce arriving
+later finds its message (`relay.bounces`).
 
 `DeliveryWorker.run` claims due entries with a lease, sends up to
 `concurrency` at a time, and records each outcome in one transaction:
