@@ -65,12 +65,8 @@ class TlsPolicy:
         self.local_hostname = local_hostname
         self.timeout = timeout
         self.required_domains = frozenset(d.lower() for d in required_domains)
-        self.verifying = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        if ca_file is not None:
-            self.verifying.load_verify_locations(cafile=str(ca_file))
-        self.encrypting = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        self.encrypting.check_hostname = False
-        self.encrypting.verify_mode = ssl.CERT_NONE
+        self.ca_file = ca_file
+        self._contexts: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
 
     def required(self, domain: str) -> bool:
         return domain.lower() in self.required_domains
@@ -80,9 +76,10 @@ class TlsPolicy:
         """Connect to `host:port` (the server `name`) for mail to `domain`."""
         required = self.required(domain)
         try:
+            verifying, encrypting = await self._tls_contexts()
             client = await self._connect(host, port)
             try:
-                return client, await self._secure(client, name, self.verifying)
+                return client, await self._secure(client, name, verifying)
             except _CertificateRejected as exc:
                 client.close()
                 if required:
@@ -91,7 +88,7 @@ class TlsPolicy:
                 log.warning("TLS certificate of %s (%s) did not verify (%s); "
                             "encrypting without verification", name, host, exc)
             client = await self._connect(host, port)
-            return client, await self._secure(client, name, self.encrypting)
+            return client, await self._secure(client, name, encrypting)
         except _NoStartTls:
             if required:
                 client.close()
@@ -99,6 +96,21 @@ class TlsPolicy:
             return client, TLS_NONE
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError, _CertificateRejected) as exc:
             return TlsFailure(f"{exc.__class__.__name__}: {exc}")
+
+    async def _tls_contexts(self) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+        """Built once, on first use, in a thread: loading the system's CAs takes tens of ms."""
+        if self._contexts is None:
+            self._contexts = await asyncio.to_thread(self._build_contexts)
+        return self._contexts
+
+    def _build_contexts(self) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+        verifying = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        if self.ca_file is not None:
+            verifying.load_verify_locations(cafile=str(self.ca_file))
+        encrypting = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        encrypting.check_hostname = False
+        encrypting.verify_mode = ssl.CERT_NONE
+        return verifying, encrypting
 
     async def _connect(self, host: str, port: int) -> aiosmtplib.SMTP:
         client = aiosmtplib.SMTP(hostname=host, port=port, local_hostname=self.local_hostname,
@@ -118,7 +130,7 @@ class TlsPolicy:
                 client.close()
                 raise
             raise _CertificateRejected(verify_error) from None
-        return TLS_VERIFIED if context is self.verifying else TLS_UNVERIFIED
+        return TLS_UNVERIFIED if context.verify_mode == ssl.CERT_NONE else TLS_VERIFIED
 
 
 class _NoStartTls(Exception):

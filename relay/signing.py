@@ -85,7 +85,7 @@ def ensure_key_file(path: Path, selector: str) -> bool:
     except OSError as exc:
         raise KeyFileError(f"cannot create DKIM key file {path}: {exc.strerror}") from None
     with os.fdopen(fd, "wb") as fh:
-        fh.write(_file_text(selector, _new_private_pem()))
+        fh.write(new_key_file_text(selector))
         fh.flush()
         os.fsync(fh.fileno())
     return True
@@ -124,7 +124,7 @@ def rotate(path: Path, base_selector: str, today: date) -> DkimKey:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(_file_text(selector, _new_private_pem()))
+            fh.write(new_key_file_text(selector))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -195,6 +195,11 @@ class Signer:
         except OSError:
             return None
         return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def new_key_file_text(selector: str) -> bytes:
+    """The content of a key file with a new RSA key under `selector`."""
+    return _file_text(selector, _new_private_pem())
 
 
 def _new_private_pem() -> bytes:

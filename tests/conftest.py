@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import email
+import functools
+import os
 import email.policy
 import json
 import socket
@@ -110,10 +112,25 @@ async def dns_server():
     responder.stop()
 
 
+@functools.cache
+def _dkim_key_file_text() -> bytes:
+    """One DKIM key for the whole run: making an RSA key for every test relay is slow."""
+    from relay import signing
+    return signing.new_key_file_text("relay")
+
+
 def write_config(folder: Path, *, smarthost_port: int | None = None, dns_port: int | None = None,
                  mx_port: int = 25, extra: str = "", retry: str = "[1, 1, 2]", max_age: float = 60,
-                 smtp_extra: str = "") -> Path:
-    """`extra` is appended as whole sections; `smtp_extra` adds keys to [smtp]."""
+                 smtp_extra: str = "", dkim_key: bool = True) -> Path:
+    """`extra` is appended as whole sections; `smtp_extra` adds keys to [smtp].
+
+    `dkim_key` puts the run's shared DKIM key in place (else `init` makes one).
+    """
+    if dkim_key and not (folder / "keys" / "dkim.key").exists():
+        (folder / "keys").mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / "keys" / "dkim.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_dkim_key_file_text())
     delivery = (f'mode = "smarthost"\nsmarthost = "127.0.0.1:{smarthost_port}"'
                 if smarthost_port else f'mode = "mx"\nmx_port = {mx_port}')
     dns = f'nameservers = ["127.0.0.1:{dns_port}"]' if dns_port else "nameservers = []"

@@ -93,7 +93,8 @@ async def test_rotation_switches_a_running_relay_to_the_new_selector(relay_facto
 
 
 def test_init_creates_the_key_0600_and_keys_dkim_prints_one_zone_line(tmp_path):
-    path = write_config(tmp_path)
+    path = write_config(tmp_path, dkim_key=False)
+    assert not (tmp_path / "keys" / "dkim.key").exists()
     code, _ = run_cli(path, "init")
     assert code == 0
     key_file = tmp_path / "keys" / "dkim.key"
