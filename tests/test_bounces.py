@@ -172,3 +172,22 @@ async def test_one_report_per_transaction(relay_factory, sink):
         assert caught.value.code == 452
     finally:
         client.close()
+
+
+def test_verp_tokens_round_trip_survive_alias_key_rotation_and_resist_forgery(tmp_path):
+    from aliasing.keys import add_key, ensure_key_file, load_key_ring
+    path = tmp_path / "alias.keys"
+    ensure_key_file(path)
+    old = VerpCodec(load_key_ring(path), ALIAS_DOMAIN)
+    address = old.address(4242)
+    local = address.split("@")[0]
+    assert VERP.match(address) and old.decode(local) == 4242
+    assert old.address(4243) != address and old.decode(local.upper()) == 4242
+    add_key(path)
+    new = VerpCodec(load_key_ring(path), ALIAS_DOMAIN)
+    assert new.decode(local) == 4242                    # made under the old key, still known
+    assert new.address(4242) != address                 # new tokens use the new key
+    token = local.split("+")[1]
+    forged = [f"bounces+{token[::-1]}", f"bounces+{'0' * 16}", "bounces", f"bounce+{token}",
+              f"bounces+{token}0", f"{token}"]
+    assert all(new.decode(f) is None for f in forged)
