@@ -208,6 +208,7 @@ def _print_json(value) -> None:
 def cmd_init(args, config: Config) -> int:
     initialize(config).close()
     load_key_ring(config.aliases.key_file)  # an existing file may be unreadable or too open
+    signing.load_key(config.dkim.key_file)
     print(f"relay: initialized ({config.storage.url.split(':', 1)[0]} database, "
           f"keys in {config.aliases.key_file.parent})")
     return 0

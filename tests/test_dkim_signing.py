@@ -44,8 +44,9 @@ async def test_conversation_message_and_acknowledgment_verify(relay_factory, sin
         assert {"from", "to", "subject", "date", "message-id"} <= set(signed)
     assert dns_server.queries[(f"relay._domainkey.{ALIAS_DOMAIN}", "TXT")] >= 2
     # A changed body no longer verifies: the check above can fail.
-    tampered = received[0].data.replace(b"Hello", b"Hullo", 1)
-    assert tampered != received[0].data
+    [conversation] = sink.handler.to(conv.seller_email)
+    tampered = conversation.data.replace(b"Hello", b"Hullo", 1)
+    assert tampered != conversation.data
     assert not await dkim_verifies(tampered, dns_server)
 
 
@@ -119,6 +120,8 @@ def test_a_key_file_readable_by_others_is_refused(tmp_path, capsys):
         signing.load_key(key_file)
     code, _ = run_cli(path, "keys", "dkim")
     assert code == 1 and "chmod 600" in capsys.readouterr().err
+    code, _ = run_cli(path, "init")
+    assert code == 1 and "DKIM key file" in capsys.readouterr().err
 
 
 def test_a_broken_key_file_is_one_clear_error(tmp_path, capsys):
