@@ -29,6 +29,7 @@ sender and have no bounce address).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -57,6 +58,7 @@ _BOUNCE_SUBJECT = re.compile(
 _DELAY_SUBJECT = re.compile(r"delay|not yet been delivered|warning", re.IGNORECASE)
 _DAEMONS = ("mailer-daemon", "postmaster")
 bodies = MessageBody.__table__
+OFF_LOOP_BYTES = 256 * 1024  # as in relay.intake
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,10 @@ class BounceHandler:
 
     async def accept(self, txn, mail_from: str, raw: bytes) -> Reply:
         target: BounceTarget = txn.bounce
-        report = read_report(ParsedMessage.from_bytes(raw), mail_from)
+        if len(raw) < OFF_LOOP_BYTES:
+            report = read_report(ParsedMessage.from_bytes(raw), mail_from)
+        else:  # a report with the whole message returned: parse it off the event loop
+            report = await asyncio.to_thread(lambda: read_report(ParsedMessage.from_bytes(raw), mail_from))
         queued = await self.db.write(lambda c: self._record(c, target, mail_from, list(txn.recipients),
                                                             raw, report))
         log.info("queue %d (message %d): report received: %s%s", target.entry_id, target.message_id,

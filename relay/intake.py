@@ -12,6 +12,9 @@ The SMTP layer calls three things and turns what they return into replies:
   its queue entries and the buyer's acknowledgment. Only after that commit
   does it return 250. Refusals are logged too.
 
+A recipient in the bounce namespace (`bounces+<token>`, `aliasing.verp`)
+is handed to `relay.bounces.BounceHandler` at RCPT and at DATA instead.
+
 Anything unexpected before the commit becomes 451 (try again later): the
 sender keeps the message, so nothing accepted is ever lost.
 """

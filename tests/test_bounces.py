@@ -191,3 +191,25 @@ def test_verp_tokens_round_trip_survive_alias_key_rotation_and_resist_forgery(tm
     forged = [f"bounces+{token[::-1]}", f"bounces+{'0' * 16}", "bounces", f"bounce+{token}",
               f"bounces+{token}0", f"{token}"]
     assert all(new.decode(f) is None for f in forged)
+
+
+@pytest.mark.parametrize(("data", "mail_from", "failed", "status"), [
+    (rfc3464_bounce("b@x.example", "r@y.example", "5.7.1"), "", True, "5.7.1"),
+    (rfc3464_bounce("b@x.example", "r@y.example", "5.1.1 evil text <a@b.example>"), "", True, "5.1.1"),
+    (rfc3464_bounce("b@x.example", "r@y.example", "9.9.9"), "", True, "5.0.0"),
+    (rfc3464_bounce("b@x.example", "r@y.example", "4.4.1", "delayed"), "", False, ""),
+    (rfc3464_bounce("b@x.example", "r@y.example", "2.0.0", "delivered"), "", False, ""),
+    (plain_bounce("b@x.example", "r@y.example"), "", True, "5.2.1"),
+    (b"From: MAILER-DAEMON@mx.y.example\r\nSubject: Returned mail: see transcript\r\n\r\n"
+     b"550 Requested action not taken: mailbox unavailable\r\n", "", True, "5.0.0"),
+    (b"From: MAILER-DAEMON@mx.y.example\r\nSubject: Warning: message delayed\r\n\r\n"
+     b"Still trying; 4.4.7 no answer from host\r\n", "", False, ""),
+    (b"From: r@y.example\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\n\r\n"
+     b"I am away until Monday.\r\n", "r@y.example", False, ""),
+    (b"From: r@y.example\r\nSubject: hello\r\n\r\nJust a note.\r\n", "r@y.example", False, ""),
+])
+def test_reading_reports(data, mail_from, failed, status):
+    from policy.parsed import ParsedMessage
+    from relay.bounces import read_report
+    report = read_report(ParsedMessage.from_bytes(data), mail_from)
+    assert (report.failed, report.status) == (failed, status), report
