@@ -1,8 +1,8 @@
 """The composition root: the one place that builds and wires the relay.
 
 `initialize(config)` creates what must exist before anything runs (the
-alias and storage key files, mode 0600, and the schema through Alembic)
-and seals the directory rows written before encryption; it is
+alias, storage and DKIM key files, mode 0600, and the schema through
+Alembic) and seals the directory rows written before encryption; it is
 idempotent. `App.build(config)` opens the database and the key rings and
 builds the intake, the SMTP server, the delivery worker and the
 background re-encryption, handing each its collaborators; nothing is
@@ -21,17 +21,21 @@ import socket
 from dataclasses import dataclass
 
 from aliasing.codec import KeyRing
-from aliasing.keys import ensure_key_file, load_key_ring
+from aliasing.keys import ReloadingKeyRing, ensure_key_file, load_key_ring
+from aliasing.verp import VerpCodec
 from policy.registry import default_rules
 from relay.auth.check import AuthCheck, Authenticator, AuthSettings
 from relay.auth.dmarc import OrgDomains
 from relay.auth.lookup import AuthDns
+from relay import signing
+from relay.bounces import BounceHandler
 from relay.config import Config, ConfigError
 from relay.delivery import DeliveryWorker, SmtpTransport, WorkerSettings
 from relay.intake import Intake, IntakeSettings
-from relay.limits import RateLimiter, RateSettings, hmac_key_hash
+from relay.limits import RateLimiter, RateSettings
 from relay.notices import Sender
 from relay.resealer import Resealer
+from relay.outbound_tls import TlsPolicy
 from relay.routing import Router, make_resolver
 from relay.smtp_server import Handler, SessionLimits, SmtpServer
 from relay.tls import server_context
@@ -49,6 +53,8 @@ def initialize(config: Config) -> Database:
     if ensure_storage_key_file(config.storage.encryption_key_file):
         log.info("created storage key file %s", config.storage.encryption_key_file)
     sealer = open_sealer(config)
+    if signing.ensure_key_file(config.dkim.key_file, config.dkim.selector):
+        log.info("created DKIM key file %s (publish it: 'relay keys dkim')", config.dkim.key_file)
     db = Database.open(config.storage.url)
     try:
         upgrade(db.write_engine)
@@ -89,7 +95,7 @@ class App:
     @classmethod
     def build(cls, config: Config) -> App:
         db = initialize(config)
-        keyring = load_key_ring(config.aliases.key_file)
+        keyring = ReloadingKeyRing(config.aliases.key_file)
         sealer = open_sealer(config)
         sender = Sender(marketplace_name=config.marketplace.name,
                         notices_from=config.marketplace.notices_from,
@@ -97,12 +103,15 @@ class App:
         d = config.delivery
         router = Router(d.mode, make_resolver(config.dns.nameservers, config.dns.timeout),
                         mx_port=d.mx_port, smarthost=d.smarthost)
+        tls = TlsPolicy(config.smtp.hostname, d.timeout, d.tls_ca_file, d.require_tls_domains)
+        verp = VerpCodec(keyring, config.aliases.domain)
+        signer = signing.Signer(config.dkim.key_file, config.aliases.domain) if config.dkim.sign else None
         worker = DeliveryWorker(
-            db, SmtpTransport(router, config.smtp.hostname, d.timeout),
+            db, SmtpTransport(router, tls),
             WorkerSettings(retry_schedule=d.retry_schedule, max_age=d.max_age,
                            concurrency=d.concurrency, lease_seconds=d.lease_seconds,
                            poll_interval=d.poll_interval, stop_grace=config.smtp.shutdown_grace),
-            sender, sealer)
+            sender, sealer, verp=verp, signer=signer)
         # A message's checks may take a few DNS timeouts (SPF follows includes), not more.
         auth = AuthSettings(config.auth.mode, config.auth.relaxed_domains, deadline=4 * config.dns.timeout)
         # Its own resolver: the authentication lookups are cached as their TTL allows.
@@ -118,7 +127,7 @@ class App:
                            max_recipients=lim.max_recipients, max_header_bytes=lim.max_header_bytes),
             db, keyring, default_rules(), sender, on_queued=worker.wake,
             sender_checks=[AuthCheck(auth)], authenticator=authenticator, limiter=limiter,
-            sealer=sealer)
+            sealer=sealer, bounces=BounceHandler(db, verp, sender, sealer, on_queued=worker.wake))
         s = config.smtp
         tls = server_context(s.tls_cert, s.tls_key) if s.tls_cert and s.tls_key else None
         server = SmtpServer(Handler(intake), host=s.host, port=s.port, hostname=s.hostname,

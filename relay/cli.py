@@ -18,13 +18,13 @@ import logging
 import os
 import re
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from aliasing.addresses import AddressError, parse_address
-from aliasing.keys import KeyFileError, load_key_ring
+from aliasing.keys import KeyFileError, add_key, load_key_ring
 from relay import config as config_mod
-from relay import supervisor
+from relay import signing, supervisor
 from relay.app import initialize, open_existing, open_sealer, serve
 from relay.config import Config, ConfigError
 from storage import directory, messages
@@ -124,16 +124,17 @@ def build_parser() -> Parser:
     m_mark.add_argument("message_id")
     m_mark.set_defaults(func=cmd_mark_no_response)
 
+    keys = sub.add_parser("keys", help="the relay's keys").add_subparsers(parser_class=Parser, metavar="ACTION")
+    keys.add_parser("dkim", help="print the DKIM record to publish in DNS").set_defaults(func=cmd_keys_dkim)
+    k_rotate = keys.add_parser("rotate", help="rotate a key: " + ", ".join(ROTATIONS))
+    k_rotate.add_argument("which", choices=list(ROTATIONS))
+    k_rotate.set_defaults(func=cmd_keys_rotate)
+
     metrics = sub.add_parser("metrics", help="performance figures").add_subparsers(parser_class=Parser, metavar="FIGURE")
     rt = metrics.add_parser("response-time", help="share of buyer messages answered within 24 hours")
     rt.add_argument("--seller", required=True)
     rt.add_argument("--days", type=_days, default=90)
     rt.set_defaults(func=cmd_response_time)
-
-    keys = sub.add_parser("keys", help="key files").add_subparsers(parser_class=Parser, metavar="ACTION")
-    rotate = keys.add_parser("rotate", help="add a new key; new data uses it, old keys keep working")
-    rotate.add_argument("which", choices=["storage"])
-    rotate.set_defaults(func=cmd_keys_rotate)
     return p
 
 
@@ -216,6 +217,7 @@ def _print_json(value) -> None:
 def cmd_init(args, config: Config) -> int:
     initialize(config).close()
     load_key_ring(config.aliases.key_file)  # an existing file may be unreadable or too open
+    signing.load_key(config.dkim.key_file)
     print(f"relay: initialized ({config.storage.url.split(':', 1)[0]} database, "
           f"keys in {config.aliases.key_file.parent})")
     return 0
@@ -341,11 +343,38 @@ def cmd_response_time(args, config: Config) -> int:
     return 0
 
 
-def cmd_keys_rotate(args, config: Config) -> int:
-    open_existing(config)[0].close()  # every key file exists and is private
-    new_id = add_storage_key(config.storage.encryption_key_file)
-    _print_json({"keys": args.which, "new_key": new_id})
+def cmd_keys_dkim(args, config: Config) -> int:
+    print(signing.dns_record(signing.load_key(config.dkim.key_file), config.aliases.domain))
     return 0
+
+
+def cmd_keys_rotate(args, config: Config) -> int:
+    _print_json(ROTATIONS[args.which](config))
+    return 0
+
+
+def _rotate_alias(config: Config) -> dict:
+    """New aliases use the new key; aliases made under older keys keep working."""
+    load_key_ring(config.aliases.key_file)  # refuse a broken or too open file before appending
+    return {"rotated": "alias", "key_id": add_key(config.aliases.key_file)}
+
+
+def _rotate_dkim(config: Config) -> dict:
+    """A new key under a new selector, used at once: its record must be published now."""
+    key = signing.rotate(config.dkim.key_file, config.dkim.selector, datetime.now(timezone.utc).date())
+    return {"rotated": "dkim", "selector": key.selector,
+            "record": signing.dns_record(key, config.aliases.domain),
+            "note": "publish this record now; keep the previous selector's record for a week"}
+
+
+def _rotate_storage(config: Config) -> dict:
+    """New data is sealed with the new key at once; older rows move over in the background."""
+    open_existing(config)[0].close()  # every key file exists and is private
+    return {"rotated": "storage", "key_id": add_storage_key(config.storage.encryption_key_file)}
+
+
+# `relay keys rotate WHICH`: one function per key kind, each returning what to print.
+ROTATIONS = {"alias": _rotate_alias, "storage": _rotate_storage, "dkim": _rotate_dkim}
 
 
 if __name__ == "__main__":

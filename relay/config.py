@@ -22,6 +22,8 @@ from typing import Any
 
 from aliasing.addresses import AddressError, parse_address
 
+_SELECTOR = re.compile(r"^(?=.{1,40}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 # 10 MiB of attachments grows by 4/3 in base64, plus line breaks and headers.
@@ -83,6 +85,15 @@ class DeliveryConfig:
     timeout: float = 60.0
     lease_seconds: float = 300.0
     poll_interval: float = 5.0
+    tls_ca_file: Path | None = None                 # extra trusted CAs (PEM) for outbound TLS
+    require_tls_domains: tuple[str, ...] = ()       # verified TLS or no delivery
+
+
+@dataclass(frozen=True)
+class DkimConfig:
+    selector: str = "relay"
+    key_file: Path = Path("var/dkim.key")
+    sign: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,7 @@ class Config:
     dns: DnsConfig = field(default_factory=DnsConfig)
     marketplace: MarketplaceConfig = field(default_factory=MarketplaceConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    dkim: DkimConfig = field(default_factory=DkimConfig)
 
 
 def default_path() -> Path:
@@ -141,7 +153,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     path = path.resolve()
     base = path.parent
     # Only what the relay acts on: a setting it would silently ignore is an error.
-    sections = {"smtp", "limits", "aliases", "storage", "delivery", "dns", "marketplace", "auth"}
+    sections = {"smtp", "limits", "aliases", "storage", "delivery", "dns", "marketplace", "auth", "dkim"}
     for name in data:
         if name not in sections:
             raise ConfigError(f"{path.name}: unknown section [{name}]")
@@ -167,7 +179,12 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
                                                   str(StorageConfig.encryption_key_file))),
         encrypt=r.bool("storage", "encrypt", StorageConfig.encrypt),
     )
-    delivery = _delivery(r)
+    delivery = _delivery(r, base)
+    dkim = DkimConfig(
+        selector=r.selector("dkim", "selector", DkimConfig.selector),
+        key_file=_resolve(base, r.str("dkim", "key_file", str(DkimConfig.key_file))),
+        sign=r.bool("dkim", "sign", DkimConfig.sign),
+    )
     dns = DnsConfig(
         # The resolver's own address cannot be looked up: an IP address is needed.
         nameservers=tuple(_hostport(f"[dns] nameservers entry {v!r}", v, 53, ip_only=True)
@@ -187,13 +204,16 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         "aliases": {"domain", "key_file"},
         "storage": {"url", "encryption_key_file", "encrypt"},
         "delivery": {"mode", "smarthost", "mx_port", "retry_schedule", "max_age",
-                     "concurrency", "timeout", "lease_seconds", "poll_interval"},
+                     "concurrency", "timeout", "lease_seconds", "poll_interval",
+                     "tls_ca_file", "require_tls_domains"},
         "dns": {"nameservers", "timeout"},
         "marketplace": {"name", "notices_from"},
         "auth": {"mode", "relaxed_domains"},
+        "dkim": {"selector", "key_file", "sign"},
     })
     return Config(path=path, smtp=smtp, limits=limits, aliases=aliases, storage=storage,
-                  delivery=delivery, dns=dns, marketplace=marketplace, auth=auth)
+                  delivery=delivery, dns=dns, marketplace=marketplace, auth=auth,
+                  dkim=dkim)
 
 
 def _auth(r: _Reader) -> AuthConfig:
@@ -231,7 +251,7 @@ def _limits(r: _Reader) -> LimitsConfig:
     )
 
 
-def _delivery(r: _Reader) -> DeliveryConfig:
+def _delivery(r: _Reader, base: Path) -> DeliveryConfig:
     mode = r.str("delivery", "mode", DeliveryConfig.mode)
     if mode not in ("mx", "smarthost"):
         raise ConfigError(f'[delivery] mode must be "mx" or "smarthost", not {mode!r}')
@@ -252,7 +272,19 @@ def _delivery(r: _Reader) -> DeliveryConfig:
         timeout=r.number("delivery", "timeout", DeliveryConfig.timeout),
         lease_seconds=r.number("delivery", "lease_seconds", DeliveryConfig.lease_seconds),
         poll_interval=r.number("delivery", "poll_interval", DeliveryConfig.poll_interval),
+        tls_ca_file=_ca_file(base, r.str("delivery", "tls_ca_file", "")),
+        require_tls_domains=tuple(r.domain_list("delivery", "require_tls_domains")),
     )
+
+
+def _ca_file(base: Path, value: str) -> Path | None:
+    """A PEM file of CAs to trust for outbound TLS; it must exist (a typo would fail every delivery)."""
+    if not value:
+        return None
+    path = _resolve(base, value)
+    if not path.is_file():
+        raise ConfigError(f"[delivery] tls_ca_file: no such file {path}")
+    return path
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -361,12 +393,6 @@ class _Reader:
             raise ConfigError(f"[{section}] {key} must be a host name (letters, digits, '.', '-')")
         return v
 
-    def bool(self, section: str, key: str, default: bool) -> bool:
-        v = self._get(section, key, default)
-        if not isinstance(v, bool):
-            raise ConfigError(f"[{section}] {key} must be true or false")
-        return v
-
     def number(self, section: str, key: str, default: float) -> float:
         v = self._get(section, key, default)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
@@ -384,6 +410,23 @@ class _Reader:
         if not isinstance(v, list) or any(not isinstance(x, str) for x in v):
             raise ConfigError(f"[{section}] {key} must be a list of strings")
         return v
+
+    def selector(self, section: str, key: str, default: str) -> str:
+        """A DKIM selector: DNS labels, short enough for a date suffix on rotation."""
+        v = self.str(section, key, default)
+        if not _SELECTOR.match(v):
+            raise ConfigError(f"[{section}] {key} must be 1-40 letters, digits, '-' or '.' "
+                              f"(a DNS name), not {v[:60]!r}")
+        return v.lower()
+
+    def domain_list(self, section: str, key: str) -> list[str]:
+        out = []
+        for v in self.str_list(section, key, []):
+            try:
+                out.append(parse_address(f"postmaster@{v.strip()}").domain)
+            except AddressError:
+                raise ConfigError(f"[{section}] {key}: {v[:80]!r} is not a domain") from None
+        return out
 
     def domain(self, section: str, key: str, default: str) -> str:
         return self.domain_value(section, key, self.str(section, key, default))

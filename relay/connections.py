@@ -17,7 +17,7 @@ import time
 
 import aiosmtplib
 
-Key = tuple[str, int]
+Key = tuple  # (host, port, ...): what a kept connection may be used for
 
 
 class ConnectionCache:

@@ -4,6 +4,13 @@
 outcome per recipient: `Delivered`, `Temporary` or `Permanent`. A 5xx
 reply is permanent; a 4xx, a refused connection, a timeout or any error we
 did not foresee is temporary (retrying is safe, losing mail is not).
+Connections are opened by `relay.outbound_tls` (STARTTLS, verified where
+the policy demands it).
+
+Each attempt signs the message afresh with DKIM (`relay.signing`, in a
+thread) and sends a conversation message from its own VERP bounce address
+(`aliasing.verp`, made from the queue entry id), so that a bounce arriving
+later finds its message (`relay.bounces`).
 
 `DeliveryWorker.run` claims due entries with a lease, sends up to
 `concurrency` at a time, and records each outcome in one transaction:
@@ -30,10 +37,13 @@ import aiosmtplib
 from sqlalchemy import select
 
 from aliasing.addresses import parse_address
+from aliasing.verp import VerpCodec
 from relay.connections import ConnectionCache
 from relay.notices import Sender, dsn, header_block
 from relay.retry import next_attempt
-from relay.routing import RouteError, Router
+from relay.outbound_tls import TlsFailure, TlsPolicy
+from relay.routing import Hop, RouteError, Router
+from relay.signing import Signer
 from storage import queue as q
 from storage.db import Database
 from storage.messages import NewDelivery, NewMessage, log_message
@@ -51,6 +61,7 @@ bodies = MessageBody.__table__
 @dataclass(frozen=True)
 class Delivered:
     reply: str
+    tls: str = ""   # how the session was protected (relay.outbound_tls), when it was opened for this
 
 
 @dataclass(frozen=True)
@@ -72,21 +83,20 @@ class _Stale:
 
 
 class SmtpTransport:
-    def __init__(self, router: Router, local_hostname: str, timeout: float,
-                 cache: ConnectionCache | None = None):
+    def __init__(self, router: Router, tls: TlsPolicy, cache: ConnectionCache | None = None):
         self.router = router
-        self.local_hostname = local_hostname
-        self.timeout = timeout
+        self.tls = tls
         self.cache = cache or ConnectionCache()
 
     async def send(self, envelope_from: str, recipient: str, data: bytes) -> Outcome:
+        domain = parse_address(recipient).domain
         try:
-            hops = await self.router.route(parse_address(recipient).domain)
+            hops = await self.router.route(domain)
         except RouteError as exc:
             return Permanent(str(exc), exc.status) if exc.permanent else Temporary(str(exc))
         last: Outcome = Temporary("no mail server reachable")
         for hop in hops:
-            last = await self._send_to(hop.host, hop.port, envelope_from, recipient, data)
+            last = await self._send_to(hop, domain, envelope_from, recipient, data)
             if not isinstance(last, Temporary):
                 return last
         return last
@@ -94,25 +104,27 @@ class SmtpTransport:
     def close(self) -> None:
         self.cache.close_all()
 
-    async def _send_to(self, host: str, port: int, envelope_from: str, recipient: str,
+    async def _send_to(self, hop: Hop, domain: str, envelope_from: str, recipient: str,
                        data: bytes) -> Outcome:
-        key = (host, port)
+        # A connection opened for a TLS-required domain is verified; only
+        # such deliveries may take it, and they take no other.
+        key = (hop.host, hop.port, self.tls.required(domain))
         kept = self.cache.take(key)
         if kept is not None:
             outcome = await self._transact(kept, key, envelope_from, recipient, data)
             if not isinstance(outcome, _Stale):
                 return outcome
-        client = aiosmtplib.SMTP(hostname=host, port=port, local_hostname=self.local_hostname,
-                                 timeout=self.timeout, start_tls=None, validate_certs=False)
-        try:
-            await client.connect()
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-            client.close()
-            return Temporary(f"{exc.__class__.__name__}: {exc}")
+        opened = await self.tls.open(hop.host, hop.port, hop.name, domain)
+        if isinstance(opened, TlsFailure):
+            return Temporary(opened.error)
+        client, tls = opened
+        log.debug("connected to %s (%s:%d), TLS %s", hop.name, hop.host, hop.port, tls)
         outcome = await self._transact(client, key, envelope_from, recipient, data)
+        if isinstance(outcome, Delivered):
+            return Delivered(outcome.reply, tls)
         return Temporary("the server closed the connection") if isinstance(outcome, _Stale) else outcome
 
-    async def _transact(self, client: aiosmtplib.SMTP, key: tuple[str, int], envelope_from: str,
+    async def _transact(self, client: aiosmtplib.SMTP, key: tuple, envelope_from: str,
                         recipient: str, data: bytes) -> Outcome | _Stale:
         """One transaction; the client goes back to the cache only if it succeeded."""
         try:
@@ -189,12 +201,14 @@ class WorkerSettings:
 
 class DeliveryWorker:
     def __init__(self, db: Database, transport: SmtpTransport, settings: WorkerSettings, sender: Sender,
-                 sealer: Sealer):
+                 sealer: Sealer, verp: VerpCodec | None = None, signer: Signer | None = None):
         self.db = db
         self.sealer = sealer
         self.transport = transport
         self.settings = settings
         self.sender = sender
+        self.verp = verp
+        self.signer = signer
         self.owner = lease_owner_name()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -281,7 +295,8 @@ class DeliveryWorker:
             self.wake()
             return
         try:
-            outcome = await self.transport.send(entry.envelope_from, entry.recipient, entry.data)
+            envelope_from, data = await self._prepare(entry)
+            outcome = await self.transport.send(envelope_from, entry.recipient, data)
         except Exception:  # a bug of ours: retry like a 4xx rather than strand the entry in its lease
             log.exception("queue %d: delivery attempt failed unexpectedly", entry.id)
             outcome = Temporary("internal error in the relay")
@@ -289,7 +304,8 @@ class DeliveryWorker:
             await self.db.write(lambda c: q.finish(c, entry.id, self.owner, "delivered",
                                                    message_id=entry.message_id, sealer=self.sealer,
                                                    key_id=entry.key_id))
-            log.debug("queue %d: delivered (message %d)", entry.id, entry.message_id)
+            log.debug("queue %d: delivered (message %d, TLS %s)", entry.id, entry.message_id,
+                      outcome.tls or "as kept")
             return
         if isinstance(outcome, Temporary):
             when = next_attempt(self.settings.retry_schedule, self.settings.max_age,
@@ -304,6 +320,22 @@ class DeliveryWorker:
         await self.db.write(lambda c: self._bounce(c, entry, outcome))
         self.wake()  # a DSN may have been queued
         log.info("queue %d: bounced: %s", entry.id, outcome.error)
+
+    async def _prepare(self, entry: q.Claimed) -> tuple[str, bytes]:
+        """The envelope sender and the bytes of this attempt: VERP, and a fresh DKIM signature.
+
+        A conversation message goes out from its own bounce address
+        (`aliasing.verp`, made from the queue entry id); the relay's notices
+        and DSNs keep the null sender. Signing runs in a thread (see
+        `relay.signing`); if it fails, the attempt fails like a 4xx.
+        """
+        envelope_from = entry.envelope_from
+        if envelope_from and entry.kind == "conversation" and self.verp is not None:
+            envelope_from = self.verp.address(entry.id)
+        data = entry.data
+        if self.signer is not None:
+            data = await self.signer.sign(data)
+        return envelope_from, data
 
     def _bounce(self, conn, entry: q.Claimed, outcome: Permanent, state: str = "bounced") -> None:
         if not q.finish(conn, entry.id, self.owner, state, outcome.error, message_id=entry.message_id,

@@ -18,6 +18,9 @@ The SMTP layer calls three things and turns what they return into replies:
   too, and every log record keeps the authentication results; rate-limit
   deferrals are not logged.
 
+A recipient in the bounce namespace (`bounces+<token>`, `aliasing.verp`)
+is handed to `relay.bounces.BounceHandler` at RCPT and at DATA instead.
+
 Anything unexpected before the commit becomes 451 (try again later): the
 sender keeps the message, so nothing accepted is ever lost.
 """
@@ -32,12 +35,14 @@ from typing import TypeVar
 
 from aliasing.addresses import AddressError, parse_address, try_parse
 from aliasing.codec import KeyRing, Party
+from aliasing.verp import is_bounce_local
 from policy.engine import evaluate
 from policy.parsed import ParsedMessage
 from policy.rule import Context, Direction, Rule
 from relay import replies, stages
 from relay.auth.check import Authenticator, AuthRequest, header_from_domain
 from relay.auth.results import AuthResults
+from relay.bounces import BounceHandler
 from relay.classify import is_auto_reply
 from relay.limits import RateLimited, RateLimiter, TooComplex, header_length, parse_bounded
 from relay.notices import Sender, acknowledgment
@@ -46,6 +51,7 @@ from relay.msgids import referenced_ids
 from relay.rewrite import RewritePlan, rewrite
 from storage import directory
 from storage.db import Database
+from storage.bounces import BounceTarget
 from storage.directory import ThreadInfo
 from storage.messages import AttachmentInfo, NewDelivery, NewMessage, log_message, map_message_ids
 from storage.sealing import Sealer
@@ -66,6 +72,7 @@ class Transaction:
     recipients: list[str] = field(default_factory=list)
     peer_ip: str | None = None          # the connecting client, for SPF
     helo: str | None = None             # the name it gave in HELO/EHLO
+    bounce: BounceTarget | None = None  # set when RCPT named a bounce address (relay.bounces)
 
     @property
     def direction(self) -> Direction:
@@ -86,7 +93,7 @@ class Intake:
                  sender: Sender, on_queued: Callable[[], None] = lambda: None,
                  sender_checks: list[stages.SenderCheck] | None = None,
                  authenticator: Authenticator | None = None, limiter: RateLimiter | None = None,
-                 *, sealer: Sealer):
+                 bounces: BounceHandler | None = None, *, sealer: Sealer):
         self.settings = settings
         self.sealer = sealer
         self.db = db
@@ -97,6 +104,7 @@ class Intake:
         self.sender_checks = sender_checks or []
         self.authenticator = authenticator  # None: nothing checked, results recorded as none
         self.limiter = limiter
+        self.bounces = bounces
 
     def alias_address(self, local: str) -> str:
         return f"{local}@{self.settings.alias_domain}"
@@ -108,6 +116,12 @@ class Intake:
             return replies.R553_BAD_ADDRESS
         if address.domain != self.settings.alias_domain:
             return replies.R550_RELAY_DENIED
+        if is_bounce_local(address.local):  # returned mail: relay.bounces
+            if self.bounces is None:
+                return replies.R550_UNKNOWN_BOUNCE_ADDRESS
+            return await self.bounces.check_recipient(txn, address)
+        if txn.bounce is not None:
+            return replies.R452_ONE_REPORT
         if not mail_from:
             return replies.R550_NULL_SENDER
         if len(txn.recipients) >= self.settings.max_recipients:
@@ -139,6 +153,8 @@ class Intake:
         return replies.R250_RECIPIENT_OK
 
     async def accept(self, txn: Transaction, mail_from: str, raw: bytes) -> Reply:
+        if txn.bounce is not None and self.bounces is not None:
+            return await self.bounces.accept(txn, mail_from, raw)
         thread, party = txn.thread, txn.party
         if thread is None or party is None:
             return replies.R451_TEMPORARY

@@ -33,8 +33,6 @@ Beyond either it raises `TooComplex` with the reply to give (554 5.6.0).
 from __future__ import annotations
 
 import email
-import hashlib
-import hmac
 import ipaddress
 import itertools
 from collections.abc import Callable
@@ -74,12 +72,6 @@ class RateLimited(Exception):
     def __init__(self, reply: Reply):
         super().__init__(reply.text)
         self.reply = reply
-
-
-def hmac_key_hash(secret: bytes) -> Callable[[str], str]:
-    """HMAC-SHA256 under a key derived from `secret`, as hex."""
-    key = hmac.new(secret, b"marketplace-relay rate limit keys", hashlib.sha256).digest()
-    return lambda value: hmac.new(key, value.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
 
 
 def network_of(peer_ip: str | None) -> str | None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import email
+import functools
+import os
 import email.policy
 import functools
 import json
@@ -128,10 +130,25 @@ async def dns_server():
     responder.stop()
 
 
+@functools.cache
+def _dkim_key_file_text() -> bytes:
+    """One DKIM key for the whole run: making an RSA key for every test relay is slow."""
+    from relay import signing
+    return signing.new_key_file_text("relay")
+
+
 def write_config(folder: Path, *, smarthost_port: int | None = None, dns_port: int | None = None,
                  mx_port: int = 25, extra: str = "", retry: str = "[1, 1, 2]", max_age: float = 60,
-                 smtp_extra: str = "", dns_extra: str = "") -> Path:
-    """`extra` is appended as whole sections; `smtp_extra` and `dns_extra` add keys to [smtp], [dns]."""
+                 smtp_extra: str = "", dns_extra: str = "", dkim_key: bool = True) -> Path:
+    """`extra` is appended as whole sections; `smtp_extra` and `dns_extra` add keys to [smtp], [dns].
+
+    `dkim_key` puts the run's shared DKIM key in place (else `init` makes one).
+    """
+    if dkim_key and not (folder / "keys" / "dkim.key").exists():
+        (folder / "keys").mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / "keys" / "dkim.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_dkim_key_file_text())
     delivery = (f'mode = "smarthost"\nsmarthost = "127.0.0.1:{smarthost_port}"'
                 if smarthost_port else f'mode = "mx"\nmx_port = {mx_port}')
     dns = f'nameservers = ["127.0.0.1:{dns_port or default_dns().port}"]\n{dns_extra}'
@@ -149,6 +166,9 @@ def write_config(folder: Path, *, smarthost_port: int | None = None, dns_port: i
 
         [storage]
         url = "sqlite:///data/relay.db"
+
+        [dkim]
+        key_file = "keys/dkim.key"
 
         [dns]
         {dns}
@@ -262,6 +282,31 @@ def unsealed(config_path: Path, column: str, statement: str, *params) -> list:
     """`sql` for one sealed column: `statement` selects (value, key_id); returns the opened texts."""
     sealer = open_sealer(config_mod.load(config_path))
     return [sealer.text(column, value, key_id) for value, key_id in sql(config_path, statement, *params)]
+async def publish_dkim(config_path: Path, dns_server: DnsResponder) -> str:
+    """Serve the record `relay keys dkim` prints from the loopback responder; returns the line."""
+    code, line = run_cli(config_path, "keys", "dkim")
+    assert code == 0, line
+    name, _in, _txt, value = line.strip().split(" ", 3)
+    dns_server.records.pop((name.lower().rstrip("."), "TXT"), None)
+    dns_server.add(name, "TXT", value)
+    return line
+
+
+async def dkim_verifies(data: bytes, dns_server: DnsResponder) -> bool:
+    """dkimpy's verdict on the top signature, with keys looked up in the loopback responder."""
+    import dkim
+    import dns.message
+    import dns.query
+
+    def dnsfunc(name: bytes, timeout: float = 5):
+        query = dns.message.make_query(name.decode("ascii"), "TXT")
+        answer = dns.query.udp(query, "127.0.0.1", port=dns_server.port, timeout=timeout)
+        for rrset in answer.answer:
+            for record in rrset:
+                return b"".join(record.strings)
+        return None
+    # In a thread: the responder answers on this event loop.
+    return await asyncio.to_thread(dkim.verify, data, dnsfunc=dnsfunc)
 
 
 def free_port() -> int:

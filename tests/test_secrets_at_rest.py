@@ -220,7 +220,7 @@ async def test_rotation_while_running_moves_every_row_and_loses_nothing(relay_fa
     assert key_ids(path) == {"s1"}
 
     code, out = run_cli(path, "keys", "rotate", "storage")
-    assert (code, json.loads(out)) == (0, {"keys": "storage", "new_key": "s2"})
+    assert (code, json.loads(out)) == (0, {"rotated": "storage", "key_id": "s2"})
     await send(app.server.port, STAFF, [conv.buyer_alias],
                compose(sender=STAFF, to=conv.buyer_alias, subject=f"After ({conv.order_id})"))
     # Every row of every table moves to s2 while the relay goes on.
