@@ -1,9 +1,9 @@
-"""Word lists and allow-lists that an operator can replace.
+"""The word lists, phrase lists and allow-lists the rules read.
 
-`load_lines(name, folder)` reads `name` from `folder` when that folder
-has a file of that name, else the copy shipped in `policy/data/`. Blank
-lines and lines starting with `#` are skipped; the rest are stripped.
-A missing packaged file is a bug and raises `FileNotFoundError`.
+Shipped as package data in `policy/data/`. `[policy] data_dir` names a
+folder whose files replace the shipped ones of the same name (a file not
+there falls back to the shipped one), so an operator can tune a list
+without touching the code. Files are read once, when the rules are built.
 """
 
 from __future__ import annotations
@@ -12,9 +12,22 @@ from importlib import resources
 from pathlib import Path
 
 
-def load_lines(name: str, folder: Path | None = None) -> list[str]:
-    if folder is not None and (Path(folder) / name).is_file():
-        text = (Path(folder) / name).read_text(encoding="utf-8")
-    else:
-        text = resources.files("policy").joinpath("data", name).read_text(encoding="utf-8")
-    return [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
+class DataFiles:
+    def __init__(self, override_dir: Path | None = None):
+        self.override_dir = override_dir
+
+    def text(self, name: str) -> str:
+        if self.override_dir is not None:
+            candidate = self.override_dir / name
+            if candidate.is_file():
+                return candidate.read_text(encoding="utf-8")
+        return resources.files("policy").joinpath("data", name).read_text(encoding="utf-8")
+
+    def lines(self, name: str) -> list[str]:
+        """Non-empty lines without `#` comments."""
+        out = []
+        for line in self.text(name).splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                out.append(line)
+        return out

@@ -29,6 +29,7 @@ from aliasing.codec import KeyRing, Party
 from policy.engine import evaluate
 from policy.parsed import ParsedMessage
 from policy.rule import Context, Direction, Rule
+from policy.warnings import warning_paragraph
 from relay import replies, stages
 from relay.classify import is_auto_reply
 from relay.notices import Sender, acknowledgment
@@ -117,7 +118,7 @@ class Intake:
         thread, party = txn.thread, txn.party
         if thread is None or party is None:
             return replies.R451_TEMPORARY
-        ctx = Context(txn.direction, thread.order_id, self.settings.marketplace_name)
+        ctx = Context(txn.direction, thread.order_id, self.settings.marketplace_name, self.settings.alias_domain)
         try:
             parsed = await self._cpu(len(raw), ParsedMessage.from_bytes, raw)
         except Exception:  # the parser is meant not to raise; if it does, refuse cleanly
@@ -174,6 +175,7 @@ class Intake:
             address_map=self._address_map(thread),
             id_map=id_map,
             subject=new_subject,
+            warning=(warning, warning_paragraph(warning, self.settings.marketplace_name)) if warning else None,
         )
         delivered = await self._cpu(len(raw), rewrite, final.message, plan, final.raw)
         recipient = thread.buyer_email if party is Party.BUYER else thread.seller_email

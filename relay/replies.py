@@ -44,15 +44,15 @@ R452_ONE_CONVERSATION = Reply(452, "4.5.3", "One conversation per message: send 
 R452_TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 
 R550_RELAY_DENIED = Reply(550, "5.7.1", "Relaying denied: this server only accepts mail for its aliases")
+R550_ATTACHMENT = Reply(550, "5.7.1", "Attachment not allowed: only .txt, .pdf, .doc, .docx, .jpg, .gif, .tif, "
+                                      ".bmp and .png files without macros, encryption or archives")
 R550_UNKNOWN_ALIAS = Reply(550, "5.1.1", "No such alias here")
 R550_NOT_PARTICIPANT = Reply(550, "5.7.1", "The sender is not part of this conversation")
 R550_NULL_SENDER = Reply(550, "5.7.1", "Bounces and other null-sender mail are not accepted for aliases")
 R550_BAD_FROM = Reply(550, "5.7.1", "The From header must name exactly one sender address")
 R550_POLICY = Reply(550, "5.7.1", "Message refused by the marketplace's messaging rules")
-R550_ATTACHMENT = Reply(550, "5.7.1", "Attachment not allowed: only .txt, .pdf, .doc, .docx, .jpg, .gif, .tif, "
-                                      ".bmp and .png files without macros, encryption or archives")
 R552_TOO_BIG = Reply(552, "5.3.4", "Message too big for this relay")
-R552_ATTACHMENTS_TOO_BIG = Reply(552, "5.3.4", "Attachments larger than 10 MB (10,485,760 bytes) in all")
+R552_ATTACHMENTS_TOO_BIG = Reply(552, "5.3.4", "Attachments too large in all")
 R553_BAD_ADDRESS = Reply(553, "5.1.3", "Malformed address")
 R554_LOOP = Reply(554, "5.4.6", "Mail loop detected: too many Received headers")
 R554_UNPARSEABLE = Reply(554, "5.6.0", "Message could not be parsed")

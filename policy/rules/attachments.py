@@ -20,6 +20,7 @@ judged; the plain-text rule removes them from buyers' mail.
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 from pathlib import PurePosixPath
 
@@ -35,6 +36,7 @@ ALLOWED_EXTENSIONS = {
 }
 SIGNATURE_TYPES = frozenset({"application/pkcs7-signature", "application/x-pkcs7-signature",
                              "application/pgp-signature"})
+_RAW_NAME = re.compile(r"""(?:^|;)\s*(?:file)?name(\*)?\s*=\s*(?:"([^"]*)"|([^\s;"]+))""", re.IGNORECASE)
 _KIND_NAMES = {"text": "text", "pdf": "a PDF", "word": "a Word document", "jpeg": "a JPEG image",
                "gif": "a GIF image", "tiff": "a TIFF image", "bmp": "a BMP image", "png": "a PNG image"}
 
@@ -96,9 +98,29 @@ def judged(part: Message) -> bool:
 
 
 def judged_files(parsed: ParsedMessage) -> list[AttachedFile]:
-    parts = [p for p in parsed.message.walk() if not p.is_multipart() and is_attachment(p)]
-    # `parsed.attachments` lists the same parts in the same order, decoded.
-    return [file for part, file in zip(parts, parsed.attachments) if judged(part)]
+    return [as_file(p) for p in parsed.message.walk() if not p.is_multipart() and judged(p)]
+
+
+def as_file(part: Message) -> AttachedFile:
+    data = part.get_payload(decode=True)
+    return AttachedFile(file_name(part), part.get_content_type(), data if isinstance(data, bytes) else b"")
+
+
+def file_name(part: Message) -> str | None:
+    """The name the sender gave, as written when the parser cannot read all of it.
+
+    An unquoted name with an `@` ("filename=a@b.pdf") is cut by the parser
+    at the `@`; judging the name by what is left would be judging another.
+    """
+    parsed_name = part.get_filename()
+    for header in ("Content-Disposition", "Content-Type"):
+        for name, raw in part.raw_items():
+            if name.lower() != header.lower():
+                continue
+            match = _RAW_NAME.search(raw)
+            if match and not match.group(1) and match.group(3) and match.group(3).startswith(parsed_name or ""):
+                return match.group(3)
+    return parsed_name
 
 
 def shown_name(file: AttachedFile) -> str:
