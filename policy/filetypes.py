@@ -1,15 +1,16 @@
 """What a file is, judged by its content.
 
 `sniff(data)` returns a `FileKind`: the allowed type it is (`pdf`, `word`,
-`jpeg`, `png`, `gif`, `bmp`, `tiff`, `text`) or `None`, and a `problem`
-naming why it cannot pass (an executable, a macro-enabled document, an
-archive, an encrypted file, a type not allowed). The magic numbers of the
+`jpeg`, `png`, `gif`, `bmp`, `tiff`, `text`) or `None` (not one of them),
+and a `problem` naming why it cannot pass whatever its name (an
+executable, a macro-enabled document, an archive, an encrypted file, a
+type not allowed). The magic numbers of the
 common types come from puremagic; what a signature alone cannot tell is
 checked here by looking inside:
 
 - ZIP: a Word document (OOXML with `word/document.xml`) unless it carries
-  `vbaProject.bin` (macros) or encrypted entries; any other ZIP is an
-  archive;
+  `vbaProject.bin` (macros) or encrypted entries; other OOXML (.xlsx,
+  .pptx) is not allowed; any other ZIP is an archive;
 - OLE (compound file): `EncryptionInfo` is an encrypted OOXML document;
   `Macros`/`VBA` storages are macros; a `WordDocument` stream is a .doc
   (refused if its FIB says encrypted); olefile reads the container;
@@ -63,6 +64,7 @@ MACROS = FileKind(None, "a document with macros")
 ENCRYPTED = FileKind(None, "an encrypted file")
 UNREADABLE = FileKind(None, "a file that cannot be read")
 OTHER = FileKind(None, "a type that is not allowed")
+UNKNOWN = FileKind(None)  # no known signature: the name decides how it is refused
 
 
 def sniff(data: bytes) -> FileKind:
@@ -77,7 +79,7 @@ def sniff(data: bytes) -> FileKind:
         return ENCRYPTED if _pdf_encrypted(data) else FileKind("pdf")
     if found is not None:
         return found if isinstance(found, FileKind) else FileKind(found)
-    return FileKind("text") if is_text(data) else OTHER
+    return FileKind("text") if is_text(data) else UNKNOWN
 
 
 def _magic(data: bytes) -> str | FileKind | None:
@@ -118,8 +120,10 @@ def _zip_kind(data: bytes) -> FileKind:
             names = {info.filename.lower() for info in infos}
             if any(info.flag_bits & 0x1 for info in infos):
                 return ENCRYPTED
-            if "[content_types].xml" not in names or "word/document.xml" not in names:
+            if "[content_types].xml" not in names:
                 return ARCHIVE
+            if "word/document.xml" not in names:
+                return OTHER  # a spreadsheet or presentation
             types = archive.read("[Content_Types].xml").lower() if len(infos) < 10_000 else b""
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, KeyError,
             NotImplementedError, RuntimeError):

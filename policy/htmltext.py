@@ -168,7 +168,9 @@ class _Converter:
 
     def _flush(self) -> None:
         if self.line:
-            self.lines.append(self.line_prefix + self.line.rstrip())
+            line = self.line.rstrip()
+            # "-- " opens a signature; mail programs know it by its space
+            self.lines.append(self.line_prefix + ("-- " if line == "--" else line))
             self.line = ""
 
     def _write(self, text: str) -> None:
@@ -184,7 +186,7 @@ class _Converter:
         self._flush()
         out: list[str] = []
         for line in self.lines:
-            line = line.rstrip()
+            line = line if line.endswith("-- ") else line.rstrip()
             if not line.strip(" >") and (not out or not out[-1].strip(" >")):
                 continue  # at most one blank line, none at the start
             out.append(line)

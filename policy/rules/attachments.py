@@ -75,7 +75,7 @@ def file_problem(file: AttachedFile) -> str | None:
         return f"it is {found.problem}"
     suffix = PurePosixPath(file.filename or "").suffix.lower()
     if not suffix:
-        return None
+        return None if found.kind is not None else "it is of a type that is not allowed"
     expected = ALLOWED_EXTENSIONS.get(suffix)
     if expected is None:
         return f"{suffix} files are not allowed"
