@@ -28,7 +28,6 @@ from __future__ import annotations
 import html as html_lib
 import re
 import unicodedata
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import nh3
@@ -56,8 +55,8 @@ class Phishing:
     name = "phishing"
     directions = frozenset({Direction.BUYER_TO_SELLER})
 
-    def __init__(self, data_dir: Path | None = None):
-        data = DataFiles(data_dir)
+    def __init__(self, files: DataFiles | None = None):
+        data = files or DataFiles()
         self.account = _patterns(data.lines("phishing_account.txt"))
         self.urging = _patterns(data.lines("phishing_links.txt"))
         self.login = _patterns(data.lines("phishing_login.txt"))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import html as html_lib
 import re
 from email.message import EmailMessage, Message, MIMEPart
-from pathlib import Path
 
 import nh3
 
@@ -51,8 +50,8 @@ class SellerHtml:
     name = "seller_html"
     directions = frozenset({Direction.SELLER_TO_BUYER})
 
-    def __init__(self, data_dir: Path | None = None):
-        data = DataFiles(data_dir)
+    def __init__(self, files: DataFiles | None = None):
+        data = files or DataFiles()
         self.tags = frozenset(t.lower() for t in data.lines("html_tags.txt"))
         self.attributes: dict[str, set[str]] = {}
         for line in data.lines("html_attributes.txt"):
