@@ -19,6 +19,7 @@ the bytes to deliver:
   and text attachments such as a vCard), quoted history included, and the
   MIME preamble and epilogue. An attached message (message/rfc822) keeps
   only `NESTED_KEPT` headers: its own path and ids go like the top's.
+- A warning a policy rule gave is marked (`relay/warning_mark.py`).
 
 It does not raise on odd input: a header the parser cannot read, or a
 second copy of a header that may appear once, is dropped.

@@ -13,6 +13,11 @@ import json
 
 import pytest
 
+from policy.datafiles import DataFiles
+from policy.parsed import ParsedMessage
+from policy.rule import Context, Direction
+from policy.rules.phishing import Phishing
+from policy.verdicts import Pass, Warn
 from policy.warnings import warning_paragraph
 from tests.conftest import Conversation, compose, open_conversation, run_cli, send
 from tests.mailsamples import as_bytes, gmail_html, html_message, outlook_html
@@ -148,3 +153,13 @@ async def test_a_forged_warning_header_does_not_survive(relay, sink, conv):
                    headers={"X-Relay-Warning": "none"})
     delivered = await deliver(relay, sink, conv, data)
     assert delivered.message.get_all("X-Relay-Warning") is None
+
+
+def test_an_operators_phrase_list_replaces_the_shipped_one(tmp_path):
+    data = compose(sender="jane.buyer@buyermail.example", to="x@marketplace.example",
+                   body="Bitte schauen Sie sich das an: https://bilder.example.net/x\n")
+    ctx = Context(Direction.BUYER_TO_SELLER, "112-1234567-1234567", "Marketplace", "marketplace.example")
+    assert Phishing().check(ParsedMessage.from_bytes(data), ctx) == Pass()
+    (tmp_path / "phishing_links.txt").write_text("# ours\nschauen sie sich das an\n", encoding="utf-8")
+    verdict = Phishing(files=DataFiles(tmp_path)).check(ParsedMessage.from_bytes(data), ctx)
+    assert isinstance(verdict, Warn) and verdict.word == "links"
