@@ -36,7 +36,6 @@ _DROPPED = frozenset({
 })
 _PARAGRAPH = frozenset({"p", "h1", "h2", "h3", "h4", "h5", "h6", "table", "dl", "address",
                         "figure", "fieldset", "hr"})
-_SPACES = re.compile(r"[ \t\n\r\f\u00a0\u200b]+")
 # The sanitizer's output: lower-case tags without attributes, text escaped.
 _TOKEN = re.compile(r"<(/?)([a-z0-9]+)\s*/?>")
 
@@ -129,7 +128,12 @@ class _Converter:
                 if piece:
                     self._write(piece.replace("\u00a0", " "))
             return
-        text = _SPACES.sub(" ", data)
+        # str.split() knows every Unicode space, the no-break space included
+        text = " ".join(data.split())
+        if data[0].isspace():
+            text = " " + text
+        if data[-1].isspace() and text != " ":
+            text += " "
         if not self.line or self.line.endswith(" ") or self.pending:
             text = text.lstrip(" ")
         if text:
