@@ -29,7 +29,7 @@ from aliasing.codec import KeyRing, Party
 from policy.engine import evaluate
 from policy.parsed import ParsedMessage
 from policy.rule import Context, Direction, Rule
-from policy.warnings import warning_paragraph
+from policy.warning_texts import warning_paragraph
 from relay import replies, stages
 from relay.classify import is_auto_reply
 from relay.notices import Sender, acknowledgment

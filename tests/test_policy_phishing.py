@@ -18,7 +18,7 @@ from policy.parsed import ParsedMessage
 from policy.rule import Context, Direction
 from policy.rules.phishing import Phishing
 from policy.verdicts import Pass, Warn
-from policy.warnings import warning_paragraph
+from policy.warning_texts import warning_paragraph
 from tests.conftest import Conversation, compose, open_conversation, run_cli, send
 from tests.mailsamples import as_bytes, gmail_html, html_message, outlook_html
 
