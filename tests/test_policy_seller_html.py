@@ -98,6 +98,19 @@ async def test_inline_image_through_cid_stays(relay, sink, conv):
     assert image["Content-ID"] == "<proof1>" and image.get_content() == files.png()
 
 
+async def test_html_and_inline_image_without_text_get_an_alternative_around_them(relay, sink, conv):
+    html = '<p>Order 112-1234567-1234567: your engraving proof.</p><p><img src="cid:proof2"></p>'
+    msg = from_seller(conv, html)
+    inline(msg, files.png(), "proof2")
+    delivered = await deliver(relay, sink, conv, as_bytes(msg))
+    out = delivered.message
+    assert out.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in out.iter_parts()] == ["text/plain", "multipart/related"]
+    assert plain_of(out) == "Order 112-1234567-1234567: your engraving proof.\n"
+    assert [p.get_content_type() for p in out.walk() if not p.is_multipart()] == ["text/plain", "text/html",
+                                                                                  "image/png"]
+
+
 @pytest.mark.parametrize(("html", "gone", "kept"), [
     ('<p onclick="steal()">Order 112-1234567-1234567</p>', "onclick", "<p>Order 112-1234567-1234567</p>"),
     ("<p>Order 112-1234567-1234567</p><script>steal()</script>", "steal", "<p>Order 112-1234567-1234567</p>"),

@@ -435,6 +435,8 @@ _MIME_PIECES = [b"--B\r\n", b"--B--\r\n", b"\r\n", b"Content-Type: message/rfc82
                 b"<img src=cid:a>", b"<ul><li>", b"</table>", b"&#x0;&nbsp;",
                 b"Content-Type: application/pdf; name=a.pdf\r\n", b"Content-Disposition: inline; filename=b.doc\r\n",
                 b"%PDF-1.4 /Encrypt", b"MZ", b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"UEsDBA==\r\n"]
+_TOP_TYPES = [b"Content-Type: multipart/mixed; boundary=B\r\n", b"Content-Type: multipart/related; boundary=B\r\n",
+              b"Content-Type: multipart/alternative; boundary=B\r\n", b"Content-Type: text/html\r\n"]
 _ANSWERS = {250, 500, 550, 552, 554}  # 451 would mean the relay broke on this input
 
 
@@ -446,7 +448,7 @@ def fuzz_messages(draw) -> bytes:
                             max_size=5))
     head = b"".join(name.encode() + b": " + value + b"\r\n" for name, value in headers)
     if draw(st.booleans()):
-        head += b"Content-Type: multipart/mixed; boundary=B\r\n"
+        head += draw(st.sampled_from(_TOP_TYPES))
     body = draw(st.one_of(st.binary(max_size=600), st.lists(st.sampled_from(_MIME_PIECES), max_size=30).map(b"".join)))
     return from_line + head + draw(st.sampled_from([b"\r\n", b""])) + body
 

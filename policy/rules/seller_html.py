@@ -166,6 +166,10 @@ def _add_plain(message: EmailMessage) -> bool:
                 inner.set_raw(name, value)
         inner.set_payload(message.get_payload())
         inner.preamble, inner.epilogue = message.preamble, message.epilogue
+        for name in {n for n in message.keys() if n.lower().startswith("content-")}:
+            del message[name]
+        message.set_payload(None)
+        message.preamble = message.epilogue = None
         message.set_content(text, charset="utf-8")
         message.make_alternative()
         message.attach(inner)
