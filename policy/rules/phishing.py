@@ -28,6 +28,7 @@ from __future__ import annotations
 import html as html_lib
 import re
 import unicodedata
+from functools import cached_property
 from urllib.parse import urlsplit
 
 import nh3
@@ -62,7 +63,11 @@ class Phishing:
         self.account = _patterns(data.lines("phishing_account.txt"))
         self.urging = _patterns(data.lines("phishing_links.txt"))
         self.login = _patterns(data.lines("phishing_login.txt"))
-        self.suffixes = PublicSuffixList(accept_unknown=False)
+
+    @cached_property
+    def suffixes(self) -> PublicSuffixList:
+        """Loaded on first use (tens of milliseconds): most messages never need it."""
+        return PublicSuffixList(accept_unknown=False)
 
     def check(self, parsed: ParsedMessage, ctx: Context) -> Verdict:
         view = _View.of(parsed)
