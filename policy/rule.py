@@ -1,7 +1,8 @@
 """What a rule is: a name, the directions it applies to, one check.
 
 `Context` tells a rule what it cannot read from the message itself: the
-direction, the thread's order id and the marketplace's name.
+direction, the thread's order id, the marketplace's name and its alias
+domain.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Context:
     direction: Direction
     order_id: str
     marketplace_name: str
+    alias_domain: str = ""
 
 
 class Rule(Protocol):

@@ -39,6 +39,7 @@ from aliasing.verp import is_bounce_local
 from policy.engine import evaluate
 from policy.parsed import ParsedMessage
 from policy.rule import Context, Direction, Rule
+from policy.warning_texts import warning_paragraph
 from relay import replies, stages
 from relay.auth.check import Authenticator, AuthRequest, header_from_domain
 from relay.auth.results import AuthResults
@@ -158,7 +159,7 @@ class Intake:
         thread, party = txn.thread, txn.party
         if thread is None or party is None:
             return replies.R451_TEMPORARY
-        ctx = Context(txn.direction, thread.order_id, self.settings.marketplace_name)
+        ctx = Context(txn.direction, thread.order_id, self.settings.marketplace_name, self.settings.alias_domain)
         if header_length(raw) > self.settings.max_header_bytes:
             return await self._refuse(txn, mail_from, raw, None, "header-size", replies.R552_HEADER_TOO_BIG,
                                       "header larger than [limits] max_header_bytes", "")
@@ -231,6 +232,7 @@ class Intake:
             address_map=self._address_map(thread),
             id_map=id_map,
             subject=new_subject,
+            warning=(warning, warning_paragraph(warning, self.settings.marketplace_name)) if warning else None,
         )
         delivered = await self._cpu(len(raw), rewrite, final.message, plan, final.raw)
         recipient = thread.buyer_email if party is Party.BUYER else thread.seller_email

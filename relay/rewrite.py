@@ -19,6 +19,7 @@ the bytes to deliver:
   and text attachments such as a vCard), quoted history included, and the
   MIME preamble and epilogue. An attached message (message/rfc822) keeps
   only `NESTED_KEPT` headers: its own path and ids go like the top's.
+- A warning a policy rule gave is marked (`relay/warning_mark.py`).
 
 It does not raise on odd input: a header the parser cannot read, or a
 second copy of a header that may appear once, is dropped.
@@ -39,6 +40,7 @@ from email.utils import collapse_rfc2231_value, formataddr
 
 from aliasing.addresses import replace_addresses
 from policy.parsed import decoded_text
+from relay import warning_mark
 from relay.msgids import thread_headers
 
 KEPT_HEADERS = frozenset(h.lower() for h in (
@@ -67,6 +69,7 @@ class RewritePlan:
     address_map: dict[str, str]    # real address key -> alias address
     id_map: dict[str, str]         # Message-ID mapping (see storage.messages.map_message_ids)
     subject: str | None = None     # replacement subject, if any
+    warning: tuple[str, str] | None = None  # (word, first paragraph) a policy rule labelled it with
 
 
 def address_variants(mapping: dict[str, str]) -> dict[str, str]:
@@ -109,6 +112,9 @@ def rewrite(message: EmailMessage, plan: RewritePlan, raw: bytes | None = None) 
         elif value:
             _set_header(message, name, value)
     changed = _scrub_parts(message, mapping)
+    if plan.warning is not None:
+        warning_mark.mark(message, *plan.warning)
+        changed = True
     body = None if changed or raw is None else _raw_body(message, raw)
     if body is not None:
         head = _header_block(message)

@@ -422,7 +422,8 @@ async def test_pipelined_transactions_get_one_verdict_each(relay, sink):
 _HEADER_NAMES = ["Subject", "Content-Type", "Content-Transfer-Encoding", "In-Reply-To", "References",
                  "Reply-To", "Cc", "Received", "Auto-Submitted", "Message-ID", "Content-Disposition",
                  "MIME-Version", "Date"]
-_FROM_LINES = [b"", b"From: jane.buyer@buyermail.example\r\n", b"From: =?utf-8?q?Jane?= <jane.buyer@buyermail.example>\r\n"]
+_FROM_LINES = [b"", b"From: jane.buyer@buyermail.example\r\n", b"From: =?utf-8?q?Jane?= <jane.buyer@buyermail.example>\r\n",
+               b"From: Shop One <owner@sellershop.example>\r\n"]
 # Pieces of MIME structure, so that the rewrite meets broken multiparts too.
 _MIME_PIECES = [b"--B\r\n", b"--B--\r\n", b"\r\n", b"Content-Type: message/rfc822\r\n",
                 b"Content-Type: multipart/alternative; boundary=B\r\n", b"Content-Transfer-Encoding: base64\r\n",
@@ -430,7 +431,15 @@ _MIME_PIECES = [b"--B\r\n", b"--B--\r\n", b"\r\n", b"Content-Type: message/rfc82
                 b"From: =?utf-8?b?amFuZQ==?=x\r\n", b"jane.buyer@buyermail.example", b"\xff\xfe", b"hello",
                 # hostile ones: unknown charsets, broken transfer encodings, NUL, encoded line breaks
                 b"Content-Type: text/plain; charset=x-bogus\r\n", b"Content-Transfer-Encoding: quoted-printable\r\n",
-                b"=ZZ=\r\n", b"!!!=\r\n", b"\x00", b"Subject: =?bogus?Q?a=0D=0ABcc:_x@y.example?=\r\n"]
+                b"=ZZ=\r\n", b"!!!=\r\n", b"\x00", b"Subject: =?bogus?Q?a=0D=0ABcc:_x@y.example?=\r\n",
+                # HTML and files, for the content rules (plain text, phishing, seller HTML, attachments)
+                b"Content-Type: text/html; charset=utf-8\r\n", b"Content-Type: multipart/related; boundary=B\r\n",
+                b"<a href='https://x.example.com/login'>Sign in</a>", b"<p style='color:red'><o:p>", b"<!--[if mso]>",
+                b"<img src=cid:a>", b"<ul><li>", b"</table>", b"&#x0;&nbsp;",
+                b"Content-Type: application/pdf; name=a.pdf\r\n", b"Content-Disposition: inline; filename=b.doc\r\n",
+                b"%PDF-1.4 /Encrypt", b"MZ", b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"UEsDBA==\r\n"]
+_TOP_TYPES = [b"Content-Type: multipart/mixed; boundary=B\r\n", b"Content-Type: multipart/related; boundary=B\r\n",
+              b"Content-Type: multipart/alternative; boundary=B\r\n", b"Content-Type: text/html\r\n"]
 _ANSWERS = {250, 500, 550, 552, 554}  # 451 would mean the relay broke on this input
 
 
@@ -442,22 +451,25 @@ def fuzz_messages(draw) -> bytes:
                             max_size=5))
     head = b"".join(name.encode() + b": " + value + b"\r\n" for name, value in headers)
     if draw(st.booleans()):
-        head += b"Content-Type: multipart/mixed; boundary=B\r\n"
+        head += draw(st.sampled_from(_TOP_TYPES))
     body = draw(st.one_of(st.binary(max_size=600), st.lists(st.sampled_from(_MIME_PIECES), max_size=30).map(b"".join)))
     return from_line + head + draw(st.sampled_from([b"\r\n", b""])) + body
 
 
-async def test_arbitrary_data_gets_an_answer_and_the_session_lives(relay):
+@pytest.mark.parametrize("direction", ["buyer_to_seller", "seller_to_buyer"])
+async def test_arbitrary_data_gets_an_answer_and_the_session_lives(relay, direction):
     """Any DATA from an authorized sender: a definite answer, never 451, and NOOP still works."""
     conv = open_conversation(relay.config_path)
+    author, alias = ((conv.buyer_email, conv.seller_alias) if direction == "buyer_to_seller"
+                     else (conv.seller_email, conv.buyer_alias))
     loop = asyncio.get_running_loop()
     smtp = await client(relay.server.port)
     seen: list[int] = []
 
     async def one(data: bytes) -> None:
         await smtp.rset()
-        await smtp.mail(conv.buyer_email)
-        await smtp.rcpt(conv.seller_alias)
+        await smtp.mail(author)
+        await smtp.rcpt(alias)
         code, text = await reply_to(smtp.data(data))
         assert code in _ANSWERS, (code, text, data)
         seen.append(code)
