@@ -83,6 +83,7 @@ class Load:
     recipient: str
     subject: str
     reuse_connections: bool = False
+    message_file: Path | None = None  # a whole message for smtp-source -F, instead of -l/-S
 
 
 @dataclass
@@ -140,6 +141,8 @@ def smtp_source_argv(program: str, port: int, load: Load) -> list[str]:
             "-S", load.subject, "-M", "bench-client.localdomain"]
     if load.reuse_connections:
         argv.append("-d")
+    if load.message_file is not None:
+        argv += ["-F", str(load.message_file)]
     return argv + [f"127.0.0.1:{port}"]
 
 

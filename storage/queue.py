@@ -51,7 +51,9 @@ _FINISH = update(queue).where(queue.c.id == bindparam("b_id"), queue.c.lease_own
                               queue.c.state == "active")
 _MESSAGE_OF = select(queue.c.message_id).where(queue.c.id == bindparam("b_id"))
 _STATES_OF = select(queue.c.state).where(queue.c.message_id == bindparam("b_id"))
-_SET_STATUS = update(messages).where(messages.c.id == bindparam("b_id"))
+# A message that came back as returned mail (relay.bounces) stays bounced,
+# whatever a delivery attempt still in flight reports afterwards.
+_SET_STATUS = update(messages).where(messages.c.id == bindparam("b_id"), messages.c.status != "bounced")
 _SET_STATUS_IF_CHANGED = _SET_STATUS.where(messages.c.status != bindparam("b_status"))
 _ADD_EVENT = insert(events)
 _DUE = (select(queue.c.id, queue.c.state)
