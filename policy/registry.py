@@ -1,15 +1,40 @@
 """Every policy rule, once, in the order they run.
 
-The first `Refuse` stops the message; a `Transform` hands its message on
-to the rules after it. The content rules of the marketplace's messaging
-guide are added here as they are written; `relay.toml [policy]` will be
-able to switch them off.
+`default_rules(config)` builds the rules from `[policy]`: the ones not
+switched off by `disabled_rules`, none at all with `enabled = false`.
+Word and phrase lists are read and their patterns compiled here, once;
+a rule object is then only called. The first `Refuse` stops the message;
+a `Transform` hands its message on to the rules after it.
+
+`RULE_NAMES` is the order (and the names `disabled_rules` accepts).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from policy.datafiles import DataFiles
 from policy.rule import Rule
+from policy.rules.links import Links
+from policy.rules.order_id import OrderId
+from policy.rules.payment import payment
+from policy.rules.promotion import promotion
+from policy.rules.reviews import reviews
+from relay.config import PolicyConfig
+
+_BUILDERS: tuple[tuple[str, Callable[[PolicyConfig, DataFiles], Rule]], ...] = (
+    ("links", lambda c, f: Links(f, c.link_allow_domains)),
+    ("promotion", lambda c, f: promotion(f, c.promotion_threshold)),
+    ("reviews", lambda c, f: reviews(f, c.reviews_threshold)),
+    ("payment", lambda c, f: payment(f, c.payment_threshold)),
+    ("order_id", lambda c, f: OrderId()),
+)
+
+RULE_NAMES: tuple[str, ...] = tuple(name for name, _ in _BUILDERS)
 
 
-def default_rules() -> list[Rule]:
-    return []
+def default_rules(config: PolicyConfig) -> list[Rule]:
+    if not config.enabled:
+        return []
+    files = DataFiles(config.data_dir)
+    return [build(config, files) for name, build in _BUILDERS if name not in config.disabled_rules]

@@ -81,7 +81,7 @@ class App:
         intake = Intake(
             IntakeSettings(alias_domain=config.aliases.domain, marketplace_name=config.marketplace.name,
                            max_recipients=config.smtp.max_recipients),
-            db, keyring, default_rules(), sender, on_queued=worker.wake)
+            db, keyring, default_rules(config.policy), sender, on_queued=worker.wake)
         s = config.smtp
         server = SmtpServer(Handler(intake), host=s.host, port=s.port, hostname=s.hostname,
                             max_message_bytes=s.max_message_bytes, timeout=s.timeout,

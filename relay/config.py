@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aliasing.addresses import AddressError, parse_address
+from aliasing.addresses import AddressError, normalise_domain, parse_address
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
@@ -81,6 +81,19 @@ class MarketplaceConfig:
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    """`[policy]`: the content rules (`policy/registry.py`) and their tuning."""
+
+    enabled: bool = True
+    disabled_rules: tuple[str, ...] = ()
+    link_allow_domains: tuple[str, ...] = ()
+    promotion_threshold: float = 3.0
+    reviews_threshold: float = 3.0
+    payment_threshold: float = 3.0
+    data_dir: Path | None = None  # files here replace the shipped lists of the same name
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
@@ -89,6 +102,7 @@ class Config:
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     dns: DnsConfig = field(default_factory=DnsConfig)
     marketplace: MarketplaceConfig = field(default_factory=MarketplaceConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
 def default_path() -> Path:
@@ -116,7 +130,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     path = path.resolve()
     base = path.parent
     # Only what the relay acts on: a setting it would silently ignore is an error.
-    sections = {"smtp", "aliases", "storage", "delivery", "dns", "marketplace"}
+    sections = {"smtp", "aliases", "storage", "delivery", "dns", "marketplace", "policy"}
     for name in data:
         if name not in sections:
             raise ConfigError(f"{path.name}: unknown section [{name}]")
@@ -147,6 +161,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         name=r.header_text("marketplace", "name", MarketplaceConfig.name),
         notices_from=r.address("marketplace", "notices_from", MarketplaceConfig.notices_from),
     )
+    policy = _policy(r, base)
     r.check_unknown(known={
         "smtp": {"host", "port", "hostname", "max_message_bytes", "max_recipients", "processes",
                  "timeout", "shutdown_grace"},
@@ -156,9 +171,11 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
                      "concurrency", "timeout", "lease_seconds", "poll_interval"},
         "dns": {"nameservers", "timeout"},
         "marketplace": {"name", "notices_from"},
+        "policy": {"enabled", "disabled_rules", "link_allow_domains", "promotion_threshold",
+                   "reviews_threshold", "payment_threshold", "data_dir"},
     })
     return Config(path=path, smtp=smtp, aliases=aliases, storage=storage,
-                  delivery=delivery, dns=dns, marketplace=marketplace)
+                  delivery=delivery, dns=dns, marketplace=marketplace, policy=policy)
 
 
 def _delivery(r: _Reader) -> DeliveryConfig:
@@ -182,6 +199,31 @@ def _delivery(r: _Reader) -> DeliveryConfig:
         timeout=r.number("delivery", "timeout", DeliveryConfig.timeout),
         lease_seconds=r.number("delivery", "lease_seconds", DeliveryConfig.lease_seconds),
         poll_interval=r.number("delivery", "poll_interval", DeliveryConfig.poll_interval),
+    )
+
+
+def _policy(r: _Reader, base: Path) -> PolicyConfig:
+    from policy.registry import RULE_NAMES  # the rule names live with the rules
+
+    disabled = r.str_list("policy", "disabled_rules", [])
+    for name in disabled:
+        if name not in RULE_NAMES:
+            raise ConfigError(f"[policy] disabled_rules: unknown rule {name!r} "
+                              f"(rules: {', '.join(RULE_NAMES)})")
+    domains = tuple(r.domain_value("policy", "link_allow_domains", d)
+                    for d in r.str_list("policy", "link_allow_domains", []))
+    data_dir_text = r.str("policy", "data_dir", "")
+    data_dir = _resolve(base, data_dir_text) if data_dir_text else None
+    if data_dir is not None and not data_dir.is_dir():
+        raise ConfigError(f"[policy] data_dir is not a folder: {data_dir}")
+    return PolicyConfig(
+        enabled=r.bool("policy", "enabled", PolicyConfig.enabled),
+        disabled_rules=tuple(disabled),
+        link_allow_domains=domains,
+        promotion_threshold=r.score("policy", "promotion_threshold", PolicyConfig.promotion_threshold),
+        reviews_threshold=r.score("policy", "reviews_threshold", PolicyConfig.reviews_threshold),
+        payment_threshold=r.score("policy", "payment_threshold", PolicyConfig.payment_threshold),
+        data_dir=data_dir,
     )
 
 
@@ -302,6 +344,25 @@ class _Reader:
         if not isinstance(v, list) or any(not isinstance(x, str) for x in v):
             raise ConfigError(f"[{section}] {key} must be a list of strings")
         return v
+
+    def bool(self, section: str, key: str, default: bool) -> bool:
+        v = self._get(section, key, default)
+        if not isinstance(v, bool):
+            raise ConfigError(f"[{section}] {key} must be true or false")
+        return v
+
+    def score(self, section: str, key: str, default: float) -> float:
+        v = self._get(section, key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+            raise ConfigError(f"[{section}] {key} must be a positive number")
+        return float(v)
+
+    def domain_value(self, section: str, key: str, value: str) -> str:
+        """One domain out of a list, e.g. an allow-list entry."""
+        try:
+            return normalise_domain(value)
+        except AddressError:
+            raise ConfigError(f"[{section}] {key}: not a valid domain: {value!r}") from None
 
     def domain(self, section: str, key: str, default: str) -> str:
         v = self.str(section, key, default).strip().lower()
