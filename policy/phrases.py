@@ -4,7 +4,7 @@ A phrase file (`policy/data/promotion.txt` and the like) holds one phrase
 a line, a regular expression over normalised text (NFKC, lower case, one
 paragraph a line), with its weight in front:
 
-    @currency = (?:\$|€|£|¥)          a macro, used as {currency} below
+    @currency = (?:€|£|¥|dollars?)    a macro, used as {currency} below
     3 coupon codes?                   weight 3
     3! follow us on instagram         `!`: counts even next to a negation
     -2 thank you for your review      a negative weight lowers the score
