@@ -38,6 +38,38 @@ ORDER_ID = "112-1234567-1234567"
 
 
 @dataclass
+class CorpusTally:
+    """Outcomes of `tests/test_corpus.py`, printed when the run ends."""
+
+    false_refusals: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
+    total: int = 0
+
+    def record(self, name: str, expected: str, refused: bool, got: str) -> None:
+        self.total += 1
+        if expected == "refuse" and not refused:
+            self.missed.append(f"{name}: {got}")
+        elif expected != "refuse" and refused:
+            self.false_refusals.append(f"{name}: {got}")
+
+
+CORPUS_TALLY = pytest.StashKey[CorpusTally]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tally = config.stash.get(CORPUS_TALLY, None)
+    if tally is None:
+        return
+    terminalreporter.section("policy corpus")
+    terminalreporter.write_line(f"{tally.total} messages: {len(tally.false_refusals)} false refusals, "
+                                f"{len(tally.missed)} missed violations")
+    for line in tally.false_refusals:
+        terminalreporter.write_line(f"  false refusal: {line}")
+    for line in tally.missed:
+        terminalreporter.write_line(f"  missed: {line}")
+
+
+@dataclass
 class Received:
     mail_from: str
     rcpt_tos: list[str]
