@@ -83,15 +83,16 @@ class Links:
 
     def _ref(self, tag: str, attr: str, value: str) -> str | None:
         """Why an HTML attribute value is a link, or None."""
+        if attr == "srcset":  # "a.png 1x, https://cdn/b.png 2x": each candidate counts
+            return next(filter(None, (self._ref(tag, "src", c.split()[0]) for c in value.split(",") if c.strip())),
+                        None)
         v = value.strip()
         low = v.lower()
         if not v or low.startswith("#") or low.startswith(self.safe_prefixes):
             return None
         if attr in _NAVIGATING:
-            if self._allowed(_host(v)):
-                return None
-            return f"<{tag} {attr}> link"
-        if _REMOTE.search(v) or any(_REMOTE.search(u.strip()) for u in v.split(",") if attr == "srcset"):
+            return None if self._allowed(_host(v)) else f"<{tag} {attr}> link"
+        if _REMOTE.search(v):
             return None if self._allowed(_host(v)) else f"remote image or resource (<{tag} {attr}>)"
         return None
 
