@@ -41,7 +41,7 @@ def authored(parsed: ParsedMessage) -> Authored:
 # The rules read at most this much of each part's own text (and of its
 # own HTML): a customer-service reply is far shorter, and reading 100 KB
 # of text a hundred times over would cost more than relaying it.
-SCAN_CHARS = 32 * 1024
+SCAN_CHARS = 16 * 1024
 SCAN_HTML_CHARS = 128 * 1024
 
 
