@@ -35,6 +35,8 @@ def rule():
     "visit example{.}fr",
     "请访问 example点com",
     "tienda . com",
+    "bücher-shop.de hat mehr",
+    "ｗｗｗ．ｓｈｏｐ－ｏｎｅ．ｊｐ",
 ])
 def test_web_addresses_in_text_are_refused(rule, text):
     verdict = rule.check(parsed(f"Hi Jane,\n\n{text}\n\nShop One"), SELLER_CTX)

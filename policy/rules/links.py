@@ -38,12 +38,13 @@ from relay import replies
 
 _EMAIL = re.compile(r"(?<![\w.+'=-])[\w.+'=-]++@[\w-]+(?:\.[\w-]+)+")
 # A dot between a letter or digit and a letter: where a domain name may be.
-_DOT_LETTER = re.compile(r"\.(?<=[a-z0-9-]\.)(?=[a-z])", re.IGNORECASE)
+_DOT_LETTER = re.compile(r"\.(?<=[\w-]\.)(?=[a-z])", re.IGNORECASE)
 _BRACKET_DOT = re.compile(r"[\[\(\{<]\s?(?:\.|dot|punkt|point|punto|点|點|ドット)\s?[\]\)\}>]", re.IGNORECASE)
 _SPELLED_HINTS = (" dot ", " . ", "点", "點", "ドット")
 _SCHEME_URL = re.compile(r"\b[a-z][a-z0-9+.-]{0,15}://[^\s<>\"']+|\bwww\d{0,3}\.[a-z0-9-]+[^\s<>\"']*",
                          re.IGNORECASE)
-_BARE = re.compile(r"(?<![\w@.\-/])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+([a-z]{2,63}))"
+# Labels may be internationalised ("bücher.de"); the top-level domain is judged by the list.
+_BARE = re.compile(r"(?<![\w@.\-/])((?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+([a-z]{2,63}))"
                    r"(?![\w\-]|\.[a-z0-9])(/[\w%~.\-]+)?", re.IGNORECASE)
 _DOT_WORDS = r"(?:\.|dot|punkt|point|punto|点|點|ドット)"
 _BRACKETED = re.compile(rf"\b([a-z0-9-]{{1,63}})\s?[\[\(\{{<]\s?{_DOT_WORDS}\s?[\]\)\}}>]\s?([a-z]{{2,24}})\b",
