@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from policy.datafiles import DataFiles
+from policy.phrases import PhraseError
 from policy.rule import Rule
 from policy.rules.links import Links
 from policy.rules.order_id import OrderId
 from policy.rules.payment import payment
 from policy.rules.promotion import promotion
 from policy.rules.reviews import reviews
-from relay.config import PolicyConfig
+from relay.config import ConfigError, PolicyConfig
 
 _BUILDERS: tuple[tuple[str, Callable[[PolicyConfig, DataFiles], Rule]], ...] = (
     ("links", lambda c, f: Links(f, c.link_allow_domains)),
@@ -34,7 +35,13 @@ RULE_NAMES: tuple[str, ...] = tuple(name for name, _ in _BUILDERS)
 
 
 def default_rules(config: PolicyConfig) -> list[Rule]:
+    """The enabled rules in order; a list in `data_dir` that cannot be used is a `ConfigError`."""
     if not config.enabled:
         return []
     files = DataFiles(config.data_dir)
-    return [build(config, files) for name, build in _BUILDERS if name not in config.disabled_rules]
+    try:
+        return [build(config, files) for name, build in _BUILDERS if name not in config.disabled_rules]
+    except PhraseError as exc:
+        raise ConfigError(f"[policy] data_dir: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"[policy] data_dir: cannot read a list: {exc}") from None

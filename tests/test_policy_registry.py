@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from relay import config as config_mod
-from relay.config import PolicyConfig
+from relay.config import ConfigError, PolicyConfig
 from policy.registry import RULE_NAMES, default_rules
 from tests.conftest import ORDER_ID, compose, open_conversation, send, wait_until
 
@@ -34,6 +36,22 @@ def test_values_are_read_and_data_dir_is_relative_to_the_config(tmp_path):
     assert c.disabled_rules == ("reviews",) and c.link_allow_domains == ("ups.com", "dhl.de")
     assert c.promotion_threshold == 4.5 and c.data_dir == tmp_path / "lists"
     assert [r.name for r in default_rules(c)] == [n for n in RULE_NAMES if n != "reviews"]
+
+
+@pytest.mark.parametrize("name, content", [
+    ("promotion.txt", "three \\bcoupon\\b\n"),
+    ("payment.txt", "3 (unclosed\n"),
+    ("negations.txt", "(unclosed\n"),
+    ("reviews.txt", b"\xff\xfe3 x\n"),
+])
+def test_an_unusable_list_in_data_dir_is_one_config_error(tmp_path, name, content):
+    (tmp_path / "lists").mkdir()
+    target = tmp_path / "lists" / name
+    target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
+    policy = load(tmp_path, '[policy]\ndata_dir = "lists"\n').policy
+    with pytest.raises(ConfigError) as caught:
+        default_rules(policy)
+    assert str(caught.value).startswith("[policy] data_dir") and "\n" not in str(caught.value)
 
 
 def test_enabled_false_runs_no_rule(tmp_path):
