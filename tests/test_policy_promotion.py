@@ -27,6 +27,14 @@ def rule():
     "It is also cheaper on eBay from our partner shop.",
     "No problem, use code MUG10 for 10% off your next purchase.",
     "Don't miss our Black Friday deals!",
+    "We're having a huge clearance sale right now, everything must go.",
+    "Like our Facebook page to enter our monthly giveaway.",
+    "Jetzt 20 % Rabatt auf alles im Shop!",
+    "Profitez de -30 % sur toute la boutique avec le code HIVER.",
+    "¡Aprovecha 2x1 en todas las tazas este fin de semana!",
+    "Approfitta dello sconto del 20% su tutto il negozio.",
+    "店铺全场八折，欢迎选购！",
+    "今なら全品20％オフ！",
     "Besuchen Sie doch auch unseren Online-Shop für weitere Artikel.",
     "Folgen Sie uns auf Instagram! 15 % Rabatt mit dem Gutscheincode TASSE.",
     "Découvrez nos autres produits : code promo TASSE10.",
@@ -59,6 +67,11 @@ def test_marketing_is_refused(rule, text):
     "抱歉，我们目前不提供优惠券。",
     "申し訳ございませんが、この商品はセール対象外です。",
     "a newsletter",  # one weak word is not a promotion
+    "We offer free returns on all orders within 30 days.",
+    "Il pacco arriverà su tutto il territorio nazionale in 2 giorni.",
+    "Enviamos en todo el país con Correos.",
+    "Profitez bien de votre théière !",
+    "全场物流均为顺丰快递。",
 ])
 def test_declining_and_ordinary_messages_pass(rule, text):
     assert rule.check(parsed(f"Hi Jane,\n\n{text}\n\nShop One"), SELLER_CTX) == Pass(), text

@@ -27,6 +27,9 @@ def rule():
     "Please leave positive feedback only. Contact us first before leaving negative feedback.",
     "Please don't leave negative feedback, we will fix it.",
     "Could you please remove your negative feedback?",
+    "Leave a 5 star review and get a free mug!",
+    "Rate us 5 stars please!",
+    "If you give us a positive review we will refund you 5 dollars.",
     "Would you kindly change your review now that the mug arrived?",
     "Bitte ändern Sie Ihre Bewertung.",
     "Einen Gutschein für eine positive Bewertung.",
@@ -54,6 +57,7 @@ def test_review_manipulation_is_refused(rule, text):
     "We cannot offer anything for a review, sorry.",
     "Wir freuen uns über Ihre ehrliche Meinung.",
     "Votre avis nous intéresse.",
+    "Please leave a review if you have time; we read every review and reply.",
 ])
 def test_neutral_requests_and_thanks_pass(rule, text):
     assert rule.check(parsed(f"Hi Jane,\n\n{text}\n\nShop One"), SELLER_CTX) == Pass(), text
