@@ -141,3 +141,10 @@ async def test_over_smtp_refusal_names_what_is_not_allowed_and_allow_list_lets_a
                    body="Hi Jane, tracking: https://www.ups.com/track?tracknum=1Z999AA10123456784\n")
     await send(app.server.port, conv.seller_email, [conv.buyer_alias], good)
     await wait_until(lambda: sink.handler.to(conv.buyer_email))
+
+
+def test_links_mail_programs_add_on_their_own_do_not_count(rule):
+    text = "Hi Jane, shipped today.\n\nGet Outlook for iOS<https://aka.ms/o0ukef>\n"
+    html = '<div>Hi Jane, shipped today.</div><div>Get <a href="https://aka.ms/o0ukef">Outlook for iOS</a></div>'
+    assert rule.check(parsed(text, html=html), SELLER_CTX) == Pass()
+    assert isinstance(rule.check(parsed("see https://aka.ms/other-page"), SELLER_CTX), Refuse)

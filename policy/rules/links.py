@@ -15,8 +15,9 @@ subject:
 
 Not links: email addresses and `mailto:`, images carried in the message
 (`cid:`), `data:` and `tel:`, fragments, Outlook's XML namespace URIs
-(`xmlns:o="urn:schemas-microsoft-com:office:office"`), and any domain in
-`[policy] link_allow_domains` or below it. Dotted words that are not
+(`xmlns:o="urn:schemas-microsoft-com:office:office"`), the links mail
+programs add on their own ("Get Outlook for iOS", `link_client_footers.txt`),
+and any domain in `[policy] link_allow_domains` or below it. Dotted words that are not
 domains (`e.g.`, `file.pdf`, `12.50`, `v1.2`, `Mr.Smith`, a missing space
 as in `today.Best`) pass; the exceptions are in `link_not_domains.txt`.
 """
@@ -67,6 +68,7 @@ class Links:
         self.file_endings = frozenset(w[2:].lower() for w in not_domains if w.startswith("*."))
         self.spelled_tlds = frozenset(w.lower() for w in files.lines("link_spelled_tlds.txt"))
         self.safe_prefixes = tuple(p.lower() for p in files.lines("link_allow.txt"))
+        self.client_footers = tuple(files.lines("link_client_footers.txt"))
 
     def check(self, parsed: ParsedMessage, ctx: Context) -> Verdict:
         view = authored(parsed)
@@ -92,7 +94,7 @@ class Links:
         if not v or low.startswith("#") or low.startswith(self.safe_prefixes):
             return None
         if attr in _NAVIGATING:
-            return None if self._allowed(_host(v)) else f"<{tag} {attr}> link"
+            return None if self._allowed(_host(v)) or v.startswith(self.client_footers) else f"<{tag} {attr}> link"
         if _REMOTE.search(v):
             return None if self._allowed(_host(v)) else f"remote image or resource (<{tag} {attr}>)"
         return None
@@ -102,8 +104,9 @@ class Links:
         low = text.lower()
         if "://" in text or "www" in low:
             for m in _SCHEME_URL.finditer(text):
-                if not self._allowed(_host(m.group(0))):
-                    return "web address", m.group(0)
+                url = m.group(0)
+                if not self._allowed(_host(url)) and not url.startswith(self.client_footers):
+                    return "web address", url
         # The full patterns run only near a place where they can match.
         for lo, hi in _windows(text, _DOT_LETTER):
             for m in _BARE.finditer(text, lo, hi):
