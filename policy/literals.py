@@ -19,7 +19,12 @@ try:
 except ImportError:  # pragma: no cover - a future Python without them
     _p = _c = None
 
-MIN_USEFUL = 2
+
+
+def _useful(literal: str) -> bool:
+    """Long enough to be rare: two characters, or one that is not an ASCII letter or digit (%, 折)."""
+    text = literal.strip()
+    return len(text) >= 2 or (len(text) == 1 and not (text.isascii() and text.isalnum()))
 
 
 def required_literals(pattern: str) -> frozenset[str] | None:
@@ -47,7 +52,7 @@ def _sequence(items: list) -> set[str] | None:
             candidates.append(found)
     if run:
         candidates.append({"".join(run)})
-    useful = [c for c in candidates if min(len(s) for s in c) >= MIN_USEFUL]
+    useful = [c for c in candidates if all(_useful(s) for s in c)]
     if not useful:
         return None
     return max(useful, key=lambda c: (min(len(s.strip()) for s in c), -len(c)))

@@ -66,6 +66,13 @@ class PhraseList:
         self.phrases = phrases
         self.negation = negation
         self.contrast = contrast
+        # Which phrases each needed word piece can wake, so a message costs one
+        # substring test per distinct piece rather than a loop over every phrase.
+        self._always = [i for i, p in enumerate(phrases) if p.needs is None]
+        self._by_piece: dict[str, list[int]] = {}
+        for i, phrase in enumerate(phrases):
+            for literal in phrase.needs or ():
+                self._by_piece.setdefault(_piece(literal), []).append(i)
 
     @classmethod
     def load(cls, files: DataFiles, name: str) -> PhraseList:
@@ -76,10 +83,12 @@ class PhraseList:
     def score(self, text: str, vocabulary: Vocabulary | None = None) -> Score:
         """`text` must be `normalise`d; `vocabulary` of it may be shared between lists."""
         vocabulary = vocabulary or Vocabulary(text)
+        words = vocabulary.words
+        candidates = set(self._always).union(
+            *[indexes for piece, indexes in self._by_piece.items() if piece in words])
         total, best, excerpt = 0.0, 0.0, ""
-        for phrase in self.phrases:
-            if phrase.needs is not None and not any(vocabulary.has(s) for s in phrase.needs):
-                continue
+        for i in sorted(candidates):
+            phrase = self.phrases[i]
             for m in phrase.pattern.finditer(text):
                 if phrase.ignores_negation or not self._negated(text, m.start(), m.end()):
                     total += phrase.weight
@@ -104,21 +113,17 @@ class PhraseList:
 class Vocabulary:
     """The distinct words of a text, for fast tests of what a phrase needs.
 
-    A literal a phrase needs is looked for as part of one word (its longest
-    space-free piece), in the distinct words joined: far shorter than the
-    text when words repeat, and each answer is kept.
+    A literal a phrase needs is looked for by its longest space-free piece
+    (part of one word) in the distinct words joined: far shorter than the
+    text when words repeat.
     """
 
     def __init__(self, text: str):
         self.words = " ".join(set(text.split()))
-        self.answers: dict[str, bool] = {}
 
-    def has(self, literal: str) -> bool:
-        answer = self.answers.get(literal)
-        if answer is None:
-            piece = max(literal.split(), key=len, default="")
-            answer = self.answers[literal] = piece in self.words
-        return answer
+
+def _piece(literal: str) -> str:
+    return max(literal.split(), key=len, default="")
 
 
 def _last_end(pattern: re.Pattern, text: str) -> int:
