@@ -20,7 +20,6 @@ except ImportError:  # pragma: no cover - a future Python without them
     _p = _c = None
 
 
-
 def _useful(literal: str) -> bool:
     """Long enough to be rare: two characters, or one that is not an ASCII letter or digit (%, 折)."""
     text = literal.strip()

@@ -12,11 +12,14 @@ paragraph a line), with its weight in front:
 Each phrase counts once however often it occurs. A match does not count
 when a negation ("not", "cannot", "keine", "ne ... pas", "no", "non",
 "不能", "できません", ... from `negations.txt`) stands near it in the same
-clause (up to the next comma or sentence end), and no contrast ("but", "aber", "mais", ... from
-`contrasts.txt`) separates them: "this item is not on sale any more" and
-"we cannot refund via PayPal" decline; they do not offer. A message
-whose score reaches the threshold breaks the rule; the strongest match
-is the excerpt.
+clause (up to the next comma or sentence end) and no contrast ("but",
+"aber", "mais", ... from `contrasts.txt`) separates them: "this item is
+not on sale any more" and "we cannot refund via PayPal" decline; they do
+not offer. A message whose score reaches the threshold breaks the rule;
+the strongest match is the excerpt.
+
+Only the phrases whose needed word pieces (`policy/literals.py`) occur
+among the message's distinct words are run at all.
 """
 
 from __future__ import annotations
