@@ -9,7 +9,8 @@ share one pass:
 - `refs`: every URL-valued attribute (`href`, `src`, `action`,
   `background`, ...) and CSS `url(...)` of the authored HTML, as
   `(tag, attribute, value)`;
-- `subject`: the Subject line.
+- `subject`: the Subject line; `own_subject` the same unless it is a
+  reply's ("Re: ...", "AW: ...", "回复：..."), which repeats the buyer's.
 
 The visible text of HTML is found with regular expressions: comments,
 `<head>`, `<style>` and `<script>` are dropped, block elements become line
@@ -32,6 +33,15 @@ class Authored:
     subject: str
     text: str
     refs: tuple[tuple[str, str, str], ...]
+
+    @property
+    def own_subject(self) -> str:
+        """The subject, unless it is a reply's ("Re: ..."), whose words are the buyer's."""
+        return "" if _REPLY_SUBJECT.match(self.subject) else self.subject
+
+
+_REPLY_SUBJECT = re.compile(r"^\s*(?:re|aw|antw|sv|vs|r|rif|res|回复|回覆|答复|返信|tr|fw|fwd|wg)\s*[:：]",
+                            re.IGNORECASE)
 
 
 def authored(parsed: ParsedMessage) -> Authored:

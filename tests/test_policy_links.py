@@ -106,8 +106,10 @@ def test_allowed_domains_and_their_subdomains_pass(rule):
     assert allowing.check(parsed(html=html), SELLER_CTX) == Pass()
 
 
-def test_the_subject_counts(rule):
+def test_the_subject_counts_unless_a_reply_repeats_the_buyers(rule):
     assert isinstance(rule.check(parsed("Hi", subject=f"Order {ORDER_ID} - see shop-one.com"), SELLER_CTX), Refuse)
+    assert rule.check(parsed("Hi", subject="Re: Is shop-one.com your site?"), SELLER_CTX) == Pass()
+    assert rule.check(parsed("Hi", subject="AW: Gehört shop-one.com zu Ihnen?"), SELLER_CTX) == Pass()
 
 
 def test_a_replacement_list_in_data_dir_is_used(tmp_path):

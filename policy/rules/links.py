@@ -1,7 +1,7 @@
 """Rule `links`: a seller's message may not link to any website.
 
 Looked for in what the seller authored (`policy/authored.py`) and the
-subject:
+subject unless it is a reply's ("Re: ..."), which repeats the buyer's:
 
 - in the text: addresses with a scheme (`https://`, `hxxp://`), `www.`
   names, bare domain names whose top-level domain is real by the public
@@ -76,7 +76,7 @@ class Links:
             what = self._ref(tag, attr, value)
             if what:
                 return Refuse(replies.R550_LINK, what, f"<{tag} {attr}={value[:200]}>")
-        text = unicodedata.normalize("NFKC", f"{view.subject}\n{view.text}")
+        text = unicodedata.normalize("NFKC", f"{view.own_subject}\n{view.text}")
         if "@" in text:
             text = _EMAIL.sub(" ", text)
         found = self.in_text(text)

@@ -8,16 +8,12 @@ subject unless it is a reply's ("Re: ..."), whose words are the buyer's.
 
 from __future__ import annotations
 
-import re
-
 from policy.authored import authored
 from policy.parsed import ParsedMessage
 from policy.phrases import PhraseList, Vocabulary, normalise
 from policy.rule import Context, Direction
 from policy.verdicts import Pass, Refuse, Verdict
 from relay.replies import Reply
-
-_REPLY_SUBJECT = re.compile(r"^\s*(?:re|aw|antw|sv|vs|r|rif|res|回复|回覆|答复|返信|tr|fw|fwd|wg)\s*[:：]", re.IGNORECASE)
 
 
 class PhraseRule:
@@ -32,15 +28,9 @@ class PhraseRule:
 
     def check(self, parsed: ParsedMessage, ctx: Context) -> Verdict:
         view = authored(parsed)
-        text = parsed.memo("authored_normalised", lambda: _normalised(view.subject, view.text))
+        text = parsed.memo("authored_normalised", lambda: normalise(f"{view.own_subject}\n\n{view.text}"))
         vocabulary = parsed.memo("authored_vocabulary", lambda: Vocabulary(text))
         score = self.phrases.score(text, vocabulary)
         if score.total >= self.threshold:
             return Refuse(self.reply, f"{self.reason} (score {score.total:g})", score.excerpt)
         return Pass()
-
-
-def _normalised(subject: str, text: str) -> str:
-    if subject and not _REPLY_SUBJECT.match(subject):
-        text = subject + "\n\n" + text
-    return normalise(text)
