@@ -33,6 +33,8 @@ def rule():
     "可以直接通过支付宝付款给我们。",
     "请用微信支付转账给我们。",
     "銀行振込でお支払いください。",
+    "Puede pagarnos directamente por PayPal.",
+    "Può pagarci direttamente con PayPal.",
 ])
 def test_payment_outside_the_marketplace_is_refused(rule, text):
     verdict = rule.check(parsed(f"Hi Jane,\n\n{text}\n\nShop One"), SELLER_CTX)
@@ -52,6 +54,8 @@ def test_payment_outside_the_marketplace_is_refused(rule, text):
     "我们无法通过PayPal退款。",
     "PayPalでの返金はできかねます。",
     "We ship with DHL and the parcel is insured.",
+    "Su pago con PayPal a través del marketplace se ha recibido correctamente.",
+    "Il suo pagamento con PayPal tramite il marketplace è arrivato.",
 ])
 def test_declining_and_marketplace_refunds_pass(rule, text):
     assert rule.check(parsed(f"Hi Jane,\n\n{text}\n\nShop One"), SELLER_CTX) == Pass(), text

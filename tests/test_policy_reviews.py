@@ -42,6 +42,11 @@ def rule():
     "给我们五星好评就返现5美元。",
     "麻烦您删除差评。",
     "評価の削除をお願いします。",
+    "Merci de laisser un avis 5 étoiles, nous vous offrirons un bon d'achat.",
+    "Deje una valoración de 5 estrellas y le regalamos una taza.",
+    "Lasci una recensione a 5 stelle e riceverà un buono sconto.",
+    "好评后联系客服领取红包。",
+    "高評価レビューをいただけたら、次回使えるクーポンを差し上げます。",
     "レビューを書いていただいた方にクーポンをプレゼント。",
 ])
 def test_review_manipulation_is_refused(rule, text):
