@@ -63,6 +63,12 @@ def test_review_manipulation_is_refused(rule, text):
     "Wir freuen uns über Ihre ehrliche Meinung.",
     "Votre avis nous intéresse.",
     "Please leave a review if you have time; we read every review and reply.",
+    "Merci pour votre avis positif ! Nous vous avons remboursé les frais de port.",
+    "Gracias por su valoración positiva. Le hemos reembolsado el envío.",
+    "Grazie per la sua recensione positiva, le abbiamo rimborsato la spedizione.",
+    "Danke für Ihre positive Bewertung! Die Rückerstattung ist erfolgt.",
+    "感谢您的好评！退款已经处理。",
+    "高評価ありがとうございます。返金手続きは完了しました。",
 ])
 def test_neutral_requests_and_thanks_pass(rule, text):
     assert rule.check(parsed(f"Hi Jane,\n\n{text}\n\nShop One"), SELLER_CTX) == Pass(), text
