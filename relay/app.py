@@ -64,6 +64,7 @@ class App:
 
     @classmethod
     def build(cls, config: Config) -> App:
+        rules = default_rules(config.policy)  # first: a bad list in data_dir stops before any file is touched
         db = initialize(config)
         keyring = load_key_ring(config.aliases.key_file)
         sender = Sender(marketplace_name=config.marketplace.name,
@@ -81,7 +82,7 @@ class App:
         intake = Intake(
             IntakeSettings(alias_domain=config.aliases.domain, marketplace_name=config.marketplace.name,
                            max_recipients=config.smtp.max_recipients),
-            db, keyring, default_rules(config.policy), sender, on_queued=worker.wake)
+            db, keyring, rules, sender, on_queued=worker.wake)
         s = config.smtp
         server = SmtpServer(Handler(intake), host=s.host, port=s.port, hostname=s.hostname,
                             max_message_bytes=s.max_message_bytes, timeout=s.timeout,
