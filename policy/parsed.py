@@ -40,6 +40,13 @@ class ParsedMessage:
     def __init__(self, message: EmailMessage, raw: bytes | None = None):
         self.message = message
         self.raw = raw
+        self._memo: dict[str, object] = {}
+
+    def memo(self, key: str, compute):
+        """A value derived from this message, computed once (e.g. a view several rules share)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ParsedMessage:

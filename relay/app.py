@@ -94,6 +94,7 @@ class App:
 
     @classmethod
     def build(cls, config: Config) -> App:
+        rules = default_rules(config.policy)  # first: a bad list in data_dir stops before any file is touched
         db = initialize(config)
         keyring = ReloadingKeyRing(config.aliases.key_file)
         sealer = open_sealer(config)
@@ -125,7 +126,7 @@ class App:
         intake = Intake(
             IntakeSettings(alias_domain=config.aliases.domain, marketplace_name=config.marketplace.name,
                            max_recipients=lim.max_recipients, max_header_bytes=lim.max_header_bytes),
-            db, keyring, default_rules(), sender, on_queued=worker.wake,
+            db, keyring, rules, sender, on_queued=worker.wake,
             sender_checks=[AuthCheck(auth)], authenticator=authenticator, limiter=limiter,
             sealer=sealer, bounces=BounceHandler(db, verp, sender, sealer, on_queued=worker.wake))
         s = config.smtp

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aliasing.addresses import AddressError, parse_address
+from aliasing.addresses import AddressError, normalise_domain, parse_address
 
 _SELECTOR = re.compile(r"^(?=.{1,40}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$")
@@ -115,6 +115,19 @@ class MarketplaceConfig:
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    """`[policy]`: the content rules (`policy/registry.py`) and their tuning."""
+
+    enabled: bool = True
+    disabled_rules: tuple[str, ...] = ()
+    link_allow_domains: tuple[str, ...] = ()
+    promotion_threshold: float = 3.0
+    reviews_threshold: float = 3.0
+    payment_threshold: float = 3.0
+    data_dir: Path | None = None  # files here replace the shipped lists of the same name
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
@@ -126,6 +139,7 @@ class Config:
     marketplace: MarketplaceConfig = field(default_factory=MarketplaceConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     dkim: DkimConfig = field(default_factory=DkimConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
 def default_path() -> Path:
@@ -153,7 +167,8 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
     path = path.resolve()
     base = path.parent
     # Only what the relay acts on: a setting it would silently ignore is an error.
-    sections = {"smtp", "limits", "aliases", "storage", "delivery", "dns", "marketplace", "auth", "dkim"}
+    sections = {"smtp", "limits", "aliases", "storage", "delivery", "dns", "marketplace", "auth", "dkim",
+                "policy"}
     for name in data:
         if name not in sections:
             raise ConfigError(f"{path.name}: unknown section [{name}]")
@@ -196,6 +211,7 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         notices_from=r.address("marketplace", "notices_from", MarketplaceConfig.notices_from),
     )
     auth = _auth(r)
+    policy = _policy(r, base)
     r.check_unknown(known={
         "smtp": {"host", "port", "hostname", "max_message_bytes", "processes",
                  "timeout", "shutdown_grace", "tls_cert", "tls_key", "require_tls"},
@@ -210,10 +226,12 @@ def from_dict(data: dict[str, Any], path: Path) -> Config:
         "marketplace": {"name", "notices_from"},
         "auth": {"mode", "relaxed_domains"},
         "dkim": {"selector", "key_file", "sign"},
+        "policy": {"enabled", "disabled_rules", "link_allow_domains", "promotion_threshold",
+                   "reviews_threshold", "payment_threshold", "data_dir"},
     })
     return Config(path=path, smtp=smtp, limits=limits, aliases=aliases, storage=storage,
                   delivery=delivery, dns=dns, marketplace=marketplace, auth=auth,
-                  dkim=dkim)
+                  dkim=dkim, policy=policy)
 
 
 def _auth(r: _Reader) -> AuthConfig:
@@ -285,6 +303,31 @@ def _ca_file(base: Path, value: str) -> Path | None:
     if not path.is_file():
         raise ConfigError(f"[delivery] tls_ca_file: no such file {path}")
     return path
+
+
+def _policy(r: _Reader, base: Path) -> PolicyConfig:
+    from policy.registry import RULE_NAMES  # the rule names live with the rules
+
+    disabled = r.str_list("policy", "disabled_rules", [])
+    for name in disabled:
+        if name not in RULE_NAMES:
+            raise ConfigError(f"[policy] disabled_rules: unknown rule {name!r} "
+                              f"(rules: {', '.join(RULE_NAMES)})")
+    domains = tuple(r.domain_value("policy", "link_allow_domains", d)
+                    for d in r.str_list("policy", "link_allow_domains", []))
+    data_dir_text = r.str("policy", "data_dir", "")
+    data_dir = _resolve(base, data_dir_text) if data_dir_text else None
+    if data_dir is not None and not data_dir.is_dir():
+        raise ConfigError(f"[policy] data_dir is not a folder: {data_dir}")
+    return PolicyConfig(
+        enabled=r.bool("policy", "enabled", PolicyConfig.enabled),
+        disabled_rules=tuple(disabled),
+        link_allow_domains=domains,
+        promotion_threshold=r.score("policy", "promotion_threshold", PolicyConfig.promotion_threshold),
+        reviews_threshold=r.score("policy", "reviews_threshold", PolicyConfig.reviews_threshold),
+        payment_threshold=r.score("policy", "payment_threshold", PolicyConfig.payment_threshold),
+        data_dir=data_dir,
+    )
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -428,16 +471,23 @@ class _Reader:
                 raise ConfigError(f"[{section}] {key}: {v[:80]!r} is not a domain") from None
         return out
 
+
+    def score(self, section: str, key: str, default: float) -> float:
+        v = self._get(section, key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+            raise ConfigError(f"[{section}] {key} must be a positive number")
+        return float(v)
+
+
     def domain(self, section: str, key: str, default: str) -> str:
         return self.domain_value(section, key, self.str(section, key, default))
 
     def domain_value(self, section: str, key: str, value: str) -> str:
-        v = value.strip().lower()
+        """One domain, e.g. an entry of a list, normalised as addresses are."""
         try:
-            parse_address(f"postmaster@{v}")
+            return normalise_domain(value.strip())
         except AddressError:
-            raise ConfigError(f"[{section}] {key} is not a valid domain: {v!r}") from None
-        return v
+            raise ConfigError(f"[{section}] {key}: not a valid domain: {value[:80]!r}") from None
 
     def address(self, section: str, key: str, default: str) -> str:
         v = self.str(section, key, default)

@@ -67,6 +67,15 @@ R550_NULL_SENDER = Reply(550, "5.7.1", "Bounces and other null-sender mail are n
 R550_BAD_FROM = Reply(550, "5.7.1", "The From header must name exactly one sender address")
 R550_SPF_FAIL = Reply(550, "5.7.23", "Sender authentication failed: SPF fail")
 R550_AUTH_FAILED = Reply(550, "5.7.1", "Sender authentication failed: DKIM or DMARC")
+R550_LINK = Reply(550, "5.7.1", "Links to websites are not allowed in messages to buyers (web addresses, "
+                                "linked images or logos, images loaded from the web)")
+R550_PROMOTION = Reply(550, "5.7.1", "Marketing and promotion are not allowed in messages to buyers "
+                                     "(discounts, coupons, sales, other products, newsletters, social media)")
+R550_REVIEW = Reply(550, "5.7.1", "Messages may not offer anything for a review, ask for positive reviews only, "
+                                  "or ask a buyer to change or remove feedback")
+R550_PAYMENT = Reply(550, "5.7.1", "Payments and refunds must go through the marketplace, "
+                                   "not bank transfer, PayPal, gift cards or the like")
+R550_ORDER_ID = Reply(550, "5.7.1", "Messages to buyers must give the order ID in the subject or in your own text")
 R550_POLICY = Reply(550, "5.7.1", "Message refused by the marketplace's messaging rules")
 R552_TOO_BIG = Reply(552, "5.3.4", "Message too big for this relay")
 R552_HEADER_TOO_BIG = Reply(552, "5.3.4", "Message header too big for this relay")

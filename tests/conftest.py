@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import functools
 import os
 import email.policy
 import functools
@@ -47,6 +46,38 @@ SELLER_EMAIL = "owner@sellershop.example"
 BUYER_EMAIL = "jane.buyer@buyermail.example"
 ORDER_ID = "112-1234567-1234567"
 LOOPBACK_SPF = "v=spf1 ip4:127.0.0.0/8 -all"
+
+
+@dataclass
+class CorpusTally:
+    """Outcomes of `tests/test_corpus.py`, printed when the run ends."""
+
+    false_refusals: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
+    total: int = 0
+
+    def record(self, name: str, expected: str, refused: bool, got: str) -> None:
+        self.total += 1
+        if expected == "refuse" and not refused:
+            self.missed.append(f"{name}: {got}")
+        elif expected != "refuse" and refused:
+            self.false_refusals.append(f"{name}: {got}")
+
+
+CORPUS_TALLY = pytest.StashKey[CorpusTally]()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tally = config.stash.get(CORPUS_TALLY, None)
+    if tally is None:
+        return
+    terminalreporter.section("policy corpus")
+    terminalreporter.write_line(f"{tally.total} messages: {len(tally.false_refusals)} false refusals, "
+                                f"{len(tally.missed)} missed violations")
+    for line in tally.false_refusals:
+        terminalreporter.write_line(f"  false refusal: {line}")
+    for line in tally.missed:
+        terminalreporter.write_line(f"  missed: {line}")
 
 
 @dataclass

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import compose, open_conversation, run_cli, sql, wait_until, write_config
-from tests.test_smtp_conversation import RawSession, client, data_reply, listed, reply_to
+from tests.test_smtp_conversation import RawSession, data_reply, listed
 
 ATTACKER = "mallory@elsewhere.example"
 

@@ -11,18 +11,18 @@ from __future__ import annotations
 import asyncio
 import signal
 
-import aiosmtplib
 import pytest
 
-from tests.conftest import compose, open_conversation, run_cli, sql, wait_until, write_config
-from tests.test_smtp_conversation import RawSession, client, data_reply, listed, rcpt_reply, reply_to
+from tests.conftest import ORDER_ID, compose, open_conversation, run_cli, sql, wait_until, write_config
+from tests.test_smtp_conversation import RawSession, client, data_reply, listed, reply_to
 
 
 def limits(**values) -> str:
     return "\n[limits]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
 
 
-async def send_one(port: int, sender: str, alias: str, subject: str = "Hello") -> tuple[int, str]:
+async def send_one(port: int, sender: str, alias: str,
+                   subject: str = f"Hello, about order {ORDER_ID}") -> tuple[int, str]:
     """The reply to RCPT if it refused, else the reply to the message."""
     smtp = await client(port)
     try:
@@ -57,7 +57,8 @@ async def test_per_sender_limit_spans_threads(relay_factory, sink):
     second = open_conversation(app.config_path, order_id="112-7654321-7654321",
                                buyer_email="other.buyer@buyermail.example")
     assert (await send_one(app.server.port, first.seller_email, first.buyer_alias))[0] == 250
-    assert (await send_one(app.server.port, second.seller_email, second.buyer_alias))[0] == 250
+    assert (await send_one(app.server.port, second.seller_email, second.buyer_alias,
+                           subject=f"About order {second.order_id}"))[0] == 250
     code, text = await send_one(app.server.port, first.seller_email, first.buyer_alias)
     assert (code, text.split()[0]) == (451, "4.7.1") and "sender" in text
     # The buyer is another sender: not limited.
