@@ -10,7 +10,10 @@ share one pass:
   `background`, ...) and CSS `url(...)` of the authored HTML, as
   `(tag, attribute, value)`;
 - `subject`: the Subject line; `own_subject` the same unless it is a
-  reply's ("Re: ...", "AW: ...", "回复：..."), which repeats the buyer's.
+  reply's ("Re: ...", "AW: ...", "回复：..."), which repeats the buyer's;
+- `oversized`: a part's own text (or own HTML) is longer than the rules
+  read (`SCAN_CHARS`, `SCAN_HTML_CHARS`); the `text_size` rule refuses
+  such a message rather than let the rest go unread.
 
 The visible text of HTML is found with regular expressions: comments,
 `<head>`, `<style>` and `<script>` are dropped, block elements become line
@@ -33,6 +36,7 @@ class Authored:
     subject: str
     text: str
     refs: tuple[tuple[str, str, str], ...]
+    oversized: bool = False
 
     @property
     def own_subject(self) -> str:
@@ -48,21 +52,26 @@ def authored(parsed: ParsedMessage) -> Authored:
     return parsed.memo("authored", lambda: _compute(parsed))
 
 
-# The rules read at most this much of each part's own text (and of its
-# own HTML): a customer-service reply is far shorter, and reading 100 KB
-# of text a hundred times over would cost more than relaying it.
-SCAN_CHARS = 16 * 1024
-SCAN_HTML_CHARS = 128 * 1024
+# The most of each part's own text (quoted history not counted), and of
+# its own HTML, that the rules read. A customer-service reply is far
+# shorter; a longer one is refused (`text_size`), never read in part.
+SCAN_CHARS = 64 * 1024
+SCAN_HTML_CHARS = 512 * 1024
 
 
 def _compute(parsed: ParsedMessage) -> Authored:
-    texts = [authored_plain(p.text[:2 * SCAN_CHARS])[:SCAN_CHARS] for p in parsed.text_parts]
+    texts = [authored_plain(p.text) for p in parsed.text_parts]
+    oversized = any(len(t) > SCAN_CHARS for t in texts)
     refs: list[tuple[str, str, str]] = []
     for part in parsed.html_parts:
-        own = authored_html(part.text)[:SCAN_HTML_CHARS]
+        own = authored_html(part.text)
+        if len(own) > SCAN_HTML_CHARS:
+            oversized = True
+            own = own[:SCAN_HTML_CHARS]
         refs.extend(url_refs(own))
-        texts.append(visible_text(own)[:SCAN_CHARS])
-    return Authored(parsed.subject, "\n\n".join(texts), tuple(refs))
+        texts.append(visible_text(own))
+    oversized = oversized or any(len(t) > SCAN_CHARS for t in texts)
+    return Authored(parsed.subject, "\n\n".join(t[:SCAN_CHARS] for t in texts), tuple(refs), oversized)
 
 
 _INVISIBLE = re.compile(

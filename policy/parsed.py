@@ -96,11 +96,18 @@ def is_attachment(part: Message) -> bool:
 
 
 def decoded_text(part: Message) -> str:
+    """The part's text, decoded once: rules, the rewrite and the warning read it again."""
+    payload = part.get_payload()
+    cached = getattr(part, "_relay_decoded", None)
+    if cached is not None and cached[0] is payload:  # set_content puts a new payload in
+        return cached[1]
     try:
-        return part.get_content()
+        text = part.get_content()
     except Exception:  # unknown charset or broken transfer encoding
         data = part.get_payload(decode=True) or b""
-        return data.decode("utf-8", errors="replace")
+        text = data.decode("utf-8", errors="replace")
+    part._relay_decoded = (payload, text)
+    return text
 
 
 def _payload(part: Message) -> bytes:

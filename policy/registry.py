@@ -29,12 +29,14 @@ from policy.rules.plain_text import PlainText
 from policy.rules.promotion import promotion
 from policy.rules.reviews import reviews
 from policy.rules.seller_html import SellerHtml
+from policy.rules.text_size import TextSize
 from relay.config import ConfigError, PolicyConfig
 
 _BUILDERS: tuple[tuple[str, Callable[[PolicyConfig, DataFiles], Rule]], ...] = (
     ("attachments", lambda c, f: Attachments()),
     ("phishing", lambda c, f: Phishing(f)),
     ("plain_text", lambda c, f: PlainText()),
+    ("text_size", lambda c, f: TextSize()),
     ("links", lambda c, f: Links(f, c.link_allow_domains)),
     ("promotion", lambda c, f: promotion(f, c.promotion_threshold)),
     ("reviews", lambda c, f: reviews(f, c.reviews_threshold)),

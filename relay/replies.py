@@ -80,6 +80,8 @@ R550_POLICY = Reply(550, "5.7.1", "Message refused by the marketplace's messagin
 R552_TOO_BIG = Reply(552, "5.3.4", "Message too big for this relay")
 R552_HEADER_TOO_BIG = Reply(552, "5.3.4", "Message header too big for this relay")
 R552_ATTACHMENTS_TOO_BIG = Reply(552, "5.3.4", "Attachments too large in all")
+R552_TEXT_TOO_LONG = Reply(552, "5.3.4", "Your own text is too long to review: at most 64 KB, "
+                                         "not counting the quoted earlier messages")
 R553_BAD_ADDRESS = Reply(553, "5.1.3", "Malformed address")
 R554_LOOP = Reply(554, "5.4.6", "Mail loop detected: too many Received headers")
 R554_UNPARSEABLE = Reply(554, "5.6.0", "Message could not be parsed")

@@ -23,7 +23,7 @@ def test_defaults_and_the_shipped_relay_toml():
 
 
 def test_the_rules_run_in_the_planned_order():
-    planned = ["attachments", "phishing", "plain_text", "links", "promotion", "reviews", "payment", "order_id",
+    planned = ["attachments", "phishing", "plain_text", "text_size", "links", "promotion", "reviews", "payment", "order_id",
                "seller_html"]
     assert list(RULE_NAMES) == [name for name in planned if name in RULE_NAMES]
 
