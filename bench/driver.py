@@ -137,12 +137,13 @@ class CellResult:
 
 def smtp_source_argv(program: str, port: int, load: Load) -> list[str]:
     argv = [program, "-c", "-s", str(load.sessions), "-m", str(load.messages),
-            "-l", str(load.size), "-f", load.sender, "-t", load.recipient,
-            "-S", load.subject, "-M", "bench-client.localdomain"]
+            "-f", load.sender, "-t", load.recipient, "-M", "bench-client.localdomain"]
+    if load.message_file is not None:
+        argv += ["-F", str(load.message_file)]  # a whole message, headers included
+    else:
+        argv += ["-l", str(load.size), "-S", load.subject]
     if load.reuse_connections:
         argv.append("-d")
-    if load.message_file is not None:
-        argv += ["-F", str(load.message_file)]
     return argv + [f"127.0.0.1:{port}"]
 
 

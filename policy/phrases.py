@@ -92,6 +92,10 @@ class PhraseList:
         total, best, excerpt = 0.0, 0.0, ""
         for i in sorted(candidates):
             phrase = self.phrases[i]
+            # A word piece can wake a phrase whose literals are not there in
+            # full ("x" of "2x1"); a substring test is far cheaper than the scan.
+            if phrase.needs is not None and not any(literal in text for literal in phrase.needs):
+                continue
             for m in phrase.pattern.finditer(text):
                 if phrase.ignores_negation or not self._negated(text, m.start(), m.end()):
                     total += phrase.weight

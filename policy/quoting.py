@@ -58,6 +58,10 @@ _UNDERSCORE_RULE = re.compile(r"^[ \t]*_{8,}[ \t]*\n(?=(?:[ \t]*\n)*[ \t]*\*?[^\
 
 def authored_plain(text: str) -> str:
     """The seller's own lines of a text/plain body."""
+    # `>` lines first: one cheap pass that leaves a long quoted history short
+    # for the searches below (none of their markers starts with ">").
+    if ">" in text:
+        text = _QUOTED_LINE.sub("", text)
     cut = len(text)
     # Cheap substring tests first: most messages have none of these markers.
     for pattern, hints in ((_ORIGINAL_MESSAGE, ("--",)), (_HEADER_BLOCK, _HEADER_HINTS), (_UNDERSCORE_RULE, ("____",))):
@@ -66,8 +70,6 @@ def authored_plain(text: str) -> str:
             if m:
                 cut = m.start()
     text = text[:cut]
-    if ">" in text:
-        text = _QUOTED_LINE.sub("", text)
     if any(word in text for word in _ATTRIBUTION_WORDS) and _ATTRIBUTION.search(text):
         text = _ATTRIBUTION_LINE.sub("", text)
     return text

@@ -89,6 +89,7 @@ class SellerHtml:
     def problem(self, markup: str) -> str | None:
         """What in the HTML is not allowed, or None if nothing is."""
         pos = 0
+        judged: set[str] = set()  # tags seen before (quoted history repeats the same ones)
         while (pos := markup.find("<", pos)) >= 0:
             nxt = markup[pos + 1:pos + 2]
             if not (nxt.isascii() and (nxt.isalpha() or nxt in "/!?")):
@@ -103,9 +104,11 @@ class SellerHtml:
             tag = _TAG.match(markup, pos)
             if tag is None:
                 return "markup the scan cannot read"
-            problem = self._tag_problem(tag.group(2).lower(), tag.group(3), closing=bool(tag.group(1)))
-            if problem is not None:
-                return problem
+            if tag.group(0) not in judged:
+                problem = self._tag_problem(tag.group(2).lower(), tag.group(3), closing=bool(tag.group(1)))
+                if problem is not None:
+                    return problem
+                judged.add(tag.group(0))
             pos = tag.end()
         return None
 
