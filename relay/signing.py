@@ -47,6 +47,7 @@ import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from relay.dkim_rsa import use_openssl_for
 from relay.keyfiles import KeyFileError, create_private, read_private, replace_private
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ class Signer:
         self._lock = threading.Lock()
         self._stamp = self._file_stamp()
         self.key = load_key(path)
+        use_openssl_for(self.key.private_pem)
 
     async def sign(self, data: bytes) -> bytes:
         return await asyncio.to_thread(self.sign_now, data)
@@ -149,6 +151,7 @@ class Signer:
             if stamp != self._stamp:
                 try:
                     self.key = load_key(self.path)
+                    use_openssl_for(self.key.private_pem)
                     log.info("DKIM key file %s changed: signing with selector %s now",
                              self.path, self.key.selector)
                 except KeyFileError as exc:
