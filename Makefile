@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test demo bench clean
+.PHONY: run test demo bench bench-features clean
 
 run: $(STAMP)
 	$(BIN)/relay --config relay.toml serve
@@ -19,6 +19,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+bench-features: $(STAMP)
+	$(BIN)/python bench/features.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
