@@ -265,6 +265,18 @@ async def relay_factory(tmp_path):
         await app.stop()
 
 
+@pytest.fixture
+async def relay(relay_factory, sink):
+    """A relay that delivers to `sink`, with the test settings and nothing else."""
+    return await relay_factory(smarthost_port=sink.port)
+
+
+@pytest.fixture
+def conv(relay) -> Conversation:
+    """A seller and a buyer with a thread open on `relay`."""
+    return open_conversation(relay.config_path)
+
+
 def compose(*, sender: str, to: str, subject: str = "Question about my order", body: str = "Hello,\nwhere is my parcel?\n",
             headers: dict[str, str] | None = None) -> bytes:
     msg = email.message.EmailMessage()

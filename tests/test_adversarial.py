@@ -27,16 +27,6 @@ from tests.test_smtp_conversation import RawSession, data_reply, listed
 ATTACKER = "mallory@elsewhere.example"
 
 
-@pytest.fixture
-async def relay(relay_factory, sink):
-    return await relay_factory(smarthost_port=sink.port)
-
-
-@pytest.fixture
-def conv(relay):
-    return open_conversation(relay.config_path)
-
-
 async def still_serves(port: int, conv, subject: str = "still here") -> None:
     """A normal message is accepted after whatever came before."""
     data = compose(sender=conv.buyer_email, to=conv.seller_alias, subject=subject)

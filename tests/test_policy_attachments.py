@@ -15,7 +15,7 @@ import aiosmtplib
 import pytest
 
 from tests import filesamples as files
-from tests.conftest import Conversation, open_conversation, run_cli, send
+from tests.conftest import Conversation, run_cli, send
 from tests.mailsamples import _base, as_bytes, with_files
 
 ALLOWED = [
@@ -56,16 +56,6 @@ FORBIDDEN = [
     ("invite.ics", b"BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", ".ics files are not allowed"),
     ("page.html", b"<html><body>hi</body></html>", ".html files are not allowed"),
 ]
-
-
-@pytest.fixture
-async def relay(relay_factory, sink):
-    return await relay_factory(smarthost_port=sink.port)
-
-
-@pytest.fixture
-def conv(relay) -> Conversation:
-    return open_conversation(relay.config_path)
 
 
 def parties(conv: Conversation, direction: str) -> tuple[str, str, str]:

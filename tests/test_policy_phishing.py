@@ -19,18 +19,8 @@ from policy.rule import Context, Direction
 from policy.rules.phishing import Phishing
 from policy.verdicts import Pass, Warn
 from policy.warning_texts import warning_paragraph
-from tests.conftest import Conversation, compose, open_conversation, run_cli, send
+from tests.conftest import Conversation, compose, run_cli, send
 from tests.mailsamples import as_bytes, gmail_html, html_message, outlook_html
-
-
-@pytest.fixture
-async def relay(relay_factory, sink):
-    return await relay_factory(smarthost_port=sink.port)
-
-
-@pytest.fixture
-def conv(relay) -> Conversation:
-    return open_conversation(relay.config_path)
 
 
 def listed(relay) -> list[dict]:

@@ -15,18 +15,8 @@ from email.message import MIMEPart
 import pytest
 
 from tests import filesamples as files
-from tests.conftest import Conversation, compose, open_conversation, run_cli, send
+from tests.conftest import Conversation, compose, run_cli, send
 from tests.mailsamples import apple_mail_html, as_bytes, gmail_html, html_message, inline, outlook_html, with_files
-
-
-@pytest.fixture
-async def relay(relay_factory, sink):
-    return await relay_factory(smarthost_port=sink.port)
-
-
-@pytest.fixture
-def conv(relay) -> Conversation:
-    return open_conversation(relay.config_path)
 
 
 async def deliver(relay, sink, conv: Conversation, data: bytes):

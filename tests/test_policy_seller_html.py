@@ -14,21 +14,11 @@ import pytest
 
 from policy.htmltext import html_to_text
 from tests import filesamples as files
-from tests.conftest import Conversation, open_conversation, send
+from tests.conftest import Conversation, send
 from tests.mailsamples import apple_mail_html, as_bytes, gmail_html, html_message, inline, outlook_html
 
 LINES = ["Dear Jane,", "", "Your order 112-1234567-1234567 shipped today with <b>DHL</b>.",
          "Expected delivery: <i>Thursday</i>.", "", "Kind regards"]
-
-
-@pytest.fixture
-async def relay(relay_factory, sink):
-    return await relay_factory(smarthost_port=sink.port)
-
-
-@pytest.fixture
-def conv(relay) -> Conversation:
-    return open_conversation(relay.config_path)
 
 
 async def deliver(relay, sink, conv: Conversation, data: bytes):

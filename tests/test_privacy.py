@@ -31,11 +31,6 @@ SMTP = email.policy.SMTP
 
 
 @pytest.fixture
-async def relay(relay_factory, sink):
-    return await relay_factory(smarthost_port=sink.port)
-
-
-@pytest.fixture
 def conv(relay) -> Conversation:
     conversation = open_conversation(relay.config_path)
     assert run_cli(relay.config_path, "seller", "address", "add", "S1", STAFF_EMAIL)[0] == 0

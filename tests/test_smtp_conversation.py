@@ -24,11 +24,6 @@ STAFF_EMAIL = "staff@sellershop.example"
 STRANGER = "mallory@elsewhere.example"
 
 
-@pytest.fixture
-async def relay(relay_factory, sink):
-    return await relay_factory(smarthost_port=sink.port)
-
-
 async def client(port: int) -> aiosmtplib.SMTP:
     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=10,
                            local_hostname="client.test")

@@ -10,11 +10,6 @@ from tests.conftest import compose, open_conversation, run_cli, sql, write_confi
 from tests.test_smtp_conversation import data_reply, rcpt_reply
 
 
-@pytest.fixture
-async def relay(relay_factory, sink):
-    return await relay_factory(smarthost_port=sink.port)
-
-
 async def test_a_closed_thread_refuses_mail_to_both_aliases_until_reopened(relay, sink):
     conv = open_conversation(relay.config_path)
     code, out = run_cli(relay.config_path, "thread", "close", str(conv.thread_id))
