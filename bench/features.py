@@ -43,16 +43,16 @@ import threading
 import time
 from pathlib import Path
 
-import messages
-from driver import CellResult, Load, Sink, progress, run_cell
-from procs import BenchError, free_port
-from relay_instance import RelayInstance
-from report import machine
-from run import _interrupt, find_smtp_source
-
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-from tests.dnsresponder import DnsResponder  # noqa: E402  (the tests' responder, on loopback)
+sys.path.insert(0, str(HERE.parent))  # the tests' DNS responder and sample files
+
+import messages  # noqa: E402
+from driver import CellResult, Load, Sink, progress, run_cell  # noqa: E402
+from procs import BenchError, free_port  # noqa: E402
+from relay_instance import RelayInstance  # noqa: E402
+from report import machine  # noqa: E402
+from run import _interrupt, find_smtp_source  # noqa: E402
+from tests.dnsresponder import DnsResponder  # noqa: E402
 
 TRUST_OFF = {("auth", "mode"): '"off"', ("dkim", "sign"): "false", ("storage", "encrypt"): "false"}
 GROUPS = {

@@ -19,7 +19,8 @@ gets exactly one message per accepted one whatever is switched on:
   about 12 MB in base64).
 
 The text is made from a fixed set of plain shipping sentences and the
-PDF streams from a seeded generator, so every run sends the same bytes.
+PDFs are the tests' samples (`tests/filesamples.py`) padded to size, so
+every run sends the same bytes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import random
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
+
+from tests.filesamples import pdf  # the tests' well-formed PDF, padded to a size
 
 SENTENCES = [
     "Thank you for your order, we packed it this morning.",
@@ -120,30 +123,11 @@ def outlook_reply(size: int, sender: str, recipient: str, order_id: str) -> Emai
     return msg
 
 
-def pdf(size: int, seed: int) -> bytes:
-    """A small but well-formed PDF whose one stream holds `size` bytes."""
-    stream = random.Random(seed).randbytes(size)
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
-               b"<< /Length %d >>\nstream\n" % size + stream + b"\nendstream"]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
-
 def with_pdfs(total: int, sender: str, recipient: str, order_id: str) -> EmailMessage:
     msg = _base(sender, recipient, order_id)
     msg.set_content(f"Hello,\n\nthe invoices for order {order_id} are attached.\n\nBench Seller\n")
     for i in range(3):
-        msg.add_attachment(pdf(total // 3, seed=10 + i), maintype="application", subtype="pdf",
+        msg.add_attachment(pdf(f"Invoice {i + 1} of order {order_id}", size=total // 3), maintype="application", subtype="pdf",
                            filename=f"invoice-{i + 1}.pdf")
     return msg
 
