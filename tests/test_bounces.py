@@ -8,6 +8,7 @@ original sender gets a notice that names the recipient by alias only.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from email.message import EmailMessage, Message
 import email.policy
 
@@ -15,6 +16,11 @@ import aiosmtplib
 import pytest
 
 from aliasing.verp import VerpCodec
+from storage import bounces as store
+from storage import queue
+from storage.db import Database, upgrade
+from storage.messages import NewDelivery, NewMessage, log_message
+from storage.sealing import Sealer, ensure_storage_key_file
 from tests.conftest import (ALIAS_DOMAIN, compose, dkim_verifies, open_conversation, publish_dkim,
                             send, sql, wait_until)
 
@@ -213,3 +219,30 @@ def test_reading_reports(data, mail_from, failed, status):
     from relay.bounces import read_report
     report = read_report(ParsedMessage.from_bytes(data), mail_from)
     assert (report.failed, report.status) == (failed, status), report
+
+
+def test_a_returned_message_stays_bounced_when_an_attempt_in_flight_finishes_later(tmp_path):
+    """Returned mail can arrive while a worker holds the entry (a retry in flight):
+    the worker's later outcome must not turn the message back into `delivered`."""
+    ensure_storage_key_file(tmp_path / "storage.keys")
+    sealer = Sealer(tmp_path / "storage.keys")
+    db = Database.open(f"sqlite:///{tmp_path / 'relay.db'}")
+    try:
+        upgrade(db.write_engine)
+        message = NewMessage(kind="conversation", mail_from="owner@sellershop.example", rcpt_to=["x"],
+                             original=b"Subject: s\r\n\r\nbody\r\n", delivered=b"Subject: s\r\n\r\nbody\r\n",
+                             status="queued", deliveries=[NewDelivery(f"bounces@{ALIAS_DOMAIN}",
+                                                                      "jane.buyer@buyermail.example",
+                                                                      f"b@{ALIAS_DOMAIN}")])
+        message_id = db.write_sync(lambda c: log_message(c, message, sealer))
+        [entry] = db.write_sync(lambda c: queue.claim(c, "worker-1", timedelta(minutes=5), 10, sealer))
+        target = db.write_sync(lambda c: store.load_target(c, sealer, entry.id))
+        assert target is not None and target.recipient == "jane.buyer@buyermail.example"
+        assert db.write_sync(lambda c: store.mark_bounced(c, sealer, target, "returned (5.1.1)"))
+        assert db.write_sync(lambda c: queue.finish(c, entry.id, "worker-1", "delivered", sealer=sealer,
+                                                    key_id=entry.key_id, message_id=message_id))
+        with db.write_engine.connect() as conn:
+            status = conn.exec_driver_sql("SELECT status FROM messages WHERE id = ?", (message_id,)).scalar()
+        assert status == "bounced"
+    finally:
+        db.close()
