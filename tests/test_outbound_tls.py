@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from relay import config as config_mod
-from relay.config import ConfigError
 from tests.conftest import SinkHandler, compose, open_conversation, send, unsealed, wait_until
 
 MX = "mx.tls.example"
@@ -183,19 +182,6 @@ async def test_plain_text_to_a_server_without_starttls_for_other_domains(relay_f
     await seller_writes(app, conv)
     await handler.wait_for(1)
     assert handler.encrypted == [False]
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    ('[delivery]\ntls_ca_file = "missing.pem"\n', "[delivery] tls_ca_file: no such file"),
-    ('[delivery]\ntls_ca_file = 5\n', "[delivery] tls_ca_file must be a string"),
-    ('[delivery]\nrequire_tls_domains = "example.org"\n', "[delivery] require_tls_domains must be a list"),
-    ('[delivery]\nrequire_tls_domains = ["not a domain"]\n', "[delivery] require_tls_domains"),
-])
-def test_bad_tls_config(tmp_path, text, message):
-    (tmp_path / "relay.toml").write_text(text)
-    with pytest.raises(ConfigError) as caught:
-        config_mod.load(tmp_path / "relay.toml")
-    assert message in str(caught.value)
 
 
 def test_tls_config_values(tmp_path):
